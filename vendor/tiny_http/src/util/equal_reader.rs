@@ -66,10 +66,14 @@ where
     fn drop(&mut self) {
         let mut remaining_to_read = self.size;
 
+        // Patched: drain through a fixed buffer. Upstream allocated the whole
+        // declared remainder here, so one request with a huge Content-Length
+        // and a short body aborted the process (upstream PR #290).
+        let mut buf = [0u8; 4096];
         while remaining_to_read > 0 {
-            let mut buf = vec![0; remaining_to_read];
+            let want = remaining_to_read.min(buf.len());
 
-            match self.reader.read(&mut buf) {
+            match self.reader.read(&mut buf[..want]) {
                 Err(e) => {
                     self.last_read_signal.send(Err(e)).ok();
                     break;
@@ -127,5 +131,16 @@ mod tests {
         let mut string = String::new();
         org_reader.read_to_string(&mut string).unwrap();
         assert_eq!(string, " world");
+    }
+
+    #[test]
+    fn test_drop_with_huge_declared_size_does_not_allocate_it() {
+        use std::io::Cursor;
+
+        let mut org_reader = Cursor::new(b"short body".to_vec());
+        {
+            let (_equal_reader, _) = EqualReader::new(org_reader.by_ref(), usize::MAX / 2);
+        }
+        assert_eq!(org_reader.position(), 10);
     }
 }
