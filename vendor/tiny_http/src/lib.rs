@@ -338,10 +338,18 @@ impl Server {
                         }));
                     }
 
+                    // Patched: upstream ended the accept thread on any accept
+                    // error, so one EMFILE closed the port for good while the
+                    // process looked alive. Errors here are about one pending
+                    // connection or a passing shortage of resources: wait a
+                    // little (the backlog keeps the others) and accept again.
                     Err(e) => {
-                        log::error!("Error accepting new client: {}", e);
-                        inside_messages.push(e.into());
-                        break;
+                        log::warn!("Error accepting new client: {}", e);
+                        if e.kind() != std::io::ErrorKind::ConnectionAborted
+                            && e.kind() != std::io::ErrorKind::Interrupted
+                        {
+                            thread::sleep(std::time::Duration::from_millis(50));
+                        }
                     }
                 }
             }

@@ -77,10 +77,13 @@ impl TaskPool {
         }
     }
 
+    // Patched: upstream used `thread::spawn`, which panics when the system
+    // refuses a thread and so killed the accept thread. A refused thread now
+    // drops its task (closing that one connection) and the server goes on.
     fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
         let sharing = self.sharing.clone();
 
-        thread::spawn(move || {
+        let spawned = thread::Builder::new().spawn(move || {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
@@ -124,6 +127,9 @@ impl TaskPool {
                 task();
             }
         });
+        if let Err(e) = spawned {
+            log::error!("Cannot start a connection thread, closing the connection: {}", e);
+        }
     }
 }
 
