@@ -170,6 +170,15 @@ impl ClientConnection {
         let mut data_source = self.source.next().unwrap();
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
+        // Patched: upstream unwrapped this, so a client that reset the
+        // connection before its address was read panicked the thread.
+        let remote_addr = match self.remote_addr {
+            Ok(addr) => addr,
+            Err(ref e) => {
+                return Err(ReadError::ReadIoError(IoError::new(e.kind(), e.to_string())))
+            }
+        };
+
         // building the next reader
         let request = crate::request::new_request(
             self.secure,
@@ -177,7 +186,7 @@ impl ClientConnection {
             path,
             version.clone(),
             headers,
-            *self.remote_addr.as_ref().unwrap(),
+            remote_addr,
             data_source,
             writer,
         )
