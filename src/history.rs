@@ -1,0 +1,208 @@
+//! The replay buffer behind `Last-Event-ID`: the last N published messages,
+//! each as the ID, the channel and the very frame that was fanned out.
+//!
+//! Only the hub thread touches it. Publishing pushes one entry (evicting the
+//! oldest when full); a subscriber that resumes gets, in one step on the hub
+//! thread, every retained entry newer than its ID that its channels would
+//! have received. Because that step and its registration for live messages
+//! happen together, nothing is lost or doubled at the seam between replay
+//! and live delivery.
+//!
+//! Memory is bounded by the entry count: each entry costs about 64 bytes plus
+//! its frame (the encoded message).
+
+use std::collections::VecDeque;
+
+use crate::channel::Channel;
+use crate::event_id::EventId;
+use crate::sse::Frame;
+
+struct Entry {
+    id: EventId,
+    channel: Option<Channel>,
+    frame: Frame,
+}
+
+/// A bounded, ID-ordered buffer of published messages.
+pub(crate) struct History {
+    entries: VecDeque<Entry>,
+    capacity: usize,
+    /// IDs older than this may have been published before this process
+    /// started, and no one here kept them.
+    known_since: EventId,
+    /// The newest ID that was published but is no longer retained.
+    newest_dropped: Option<EventId>,
+}
+
+/// What a resuming subscriber is owed.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    /// Retained messages newer than the requested ID, for its channels,
+    /// oldest first.
+    pub(crate) frames: Vec<Frame>,
+    /// Messages newer than the requested ID may have been lost.
+    pub(crate) gap: bool,
+    /// The oldest retained ID, if anything is retained.
+    pub(crate) oldest: Option<EventId>,
+}
+
+impl History {
+    /// An empty history for `capacity` messages (0 keeps none), for a hub
+    /// whose first possible ID is `known_since`.
+    pub(crate) fn new(capacity: usize, known_since: EventId) -> History {
+        History {
+            entries: VecDeque::with_capacity(capacity.min(4096)),
+            capacity,
+            known_since,
+            newest_dropped: None,
+        }
+    }
+
+    /// Records a published message. IDs must arrive in increasing order.
+    pub(crate) fn push(&mut self, id: EventId, channel: Option<Channel>, frame: Frame) {
+        if self.capacity == 0 {
+            self.newest_dropped = Some(id);
+            return;
+        }
+        if self.entries.len() == self.capacity
+            && let Some(evicted) = self.entries.pop_front()
+        {
+            self.newest_dropped = Some(evicted.id);
+        }
+        self.entries.push_back(Entry { id, channel, frame });
+    }
+
+    /// How many messages are retained.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The oldest retained ID.
+    pub(crate) fn oldest(&self) -> Option<EventId> {
+        self.entries.front().map(|e| e.id)
+    }
+
+    /// What a subscriber of `channels` that last saw `after` has missed.
+    ///
+    /// A gap is reported when a message newer than `after` was dropped from
+    /// history, or when `after` is older than this process (messages may have
+    /// been published before it started that no one here kept). It is
+    /// conservative: the dropped messages may all have been on channels this
+    /// subscriber did not join.
+    pub(crate) fn replay(&self, after: EventId, channels: &[Channel]) -> Replay {
+        let gap = after < self.known_since || self.newest_dropped.is_some_and(|d| d > after);
+        let first_newer = self.entries.partition_point(|e| e.id <= after);
+        let frames = self
+            .entries
+            .range(first_newer..)
+            .filter(|e| e.channel.as_ref().is_none_or(|c| channels.contains(c)))
+            .map(|e| e.frame.clone())
+            .collect();
+        Replay {
+            frames,
+            gap,
+            oldest: self.oldest(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const START: EventId = EventId::new(1000, 0);
+
+    fn id(seq: u64) -> EventId {
+        EventId::new(1000, seq)
+    }
+
+    fn frame(seq: u64) -> Frame {
+        Frame::from_bytes(format!("id: 1000-{seq}\ndata: {seq}\n\n").as_bytes())
+    }
+
+    fn history(capacity: usize, published: &[(u64, Option<&str>)]) -> History {
+        let mut h = History::new(capacity, START);
+        for &(seq, channel) in published {
+            h.push(
+                id(seq),
+                channel.map(|c| Channel::new(c).unwrap()),
+                frame(seq),
+            );
+        }
+        h
+    }
+
+    fn seqs(replay: &Replay) -> Vec<u64> {
+        replay
+            .frames
+            .iter()
+            .map(|f| {
+                let text = std::str::from_utf8(f).unwrap();
+                text.lines().nth(1).unwrap()["data: ".len()..]
+                    .parse()
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn replays_everything_newer_in_order() {
+        let h = history(10, &[(1, None), (2, None), (3, None)]);
+        let r = h.replay(id(1), &[]);
+        assert_eq!(seqs(&r), [2, 3]);
+        assert!(!r.gap);
+        assert_eq!(r.oldest, Some(id(1)));
+    }
+
+    #[test]
+    fn filters_by_channel() {
+        let h = history(
+            10,
+            &[(1, Some("a")), (2, Some("b")), (3, None), (4, Some("a"))],
+        );
+        let a = Channel::new("a").unwrap();
+        assert_eq!(seqs(&h.replay(id(0), &[a])), [1, 3, 4]);
+        assert_eq!(seqs(&h.replay(id(0), &[])), [3]);
+    }
+
+    #[test]
+    fn an_id_newer_than_everything_replays_nothing_and_no_gap() {
+        let h = history(10, &[(1, None), (2, None)]);
+        let r = h.replay(id(99), &[]);
+        assert!(r.frames.is_empty());
+        assert!(!r.gap);
+    }
+
+    #[test]
+    fn eviction_makes_a_gap_for_older_ids_only() {
+        let h = history(2, &[(1, None), (2, None), (3, None), (4, None)]);
+        let old = h.replay(id(1), &[]);
+        assert!(old.gap);
+        assert_eq!(seqs(&old), [3, 4]);
+        assert_eq!(old.oldest, Some(id(3)));
+
+        let recent = h.replay(id(2), &[]);
+        assert!(!recent.gap, "only message 2 and older were dropped");
+        assert_eq!(seqs(&recent), [3, 4]);
+    }
+
+    #[test]
+    fn ids_from_before_this_process_get_a_gap() {
+        let h = history(10, &[]);
+        let r = h.replay(EventId::new(999, 5), &[]);
+        assert!(r.gap);
+        assert_eq!(r.oldest, None);
+        assert!(!h.replay(START, &[]).gap);
+    }
+
+    #[test]
+    fn zero_capacity_keeps_nothing_but_still_reports_the_gap() {
+        let h = history(0, &[(1, None), (2, None)]);
+        assert_eq!(h.len(), 0);
+        let r = h.replay(id(1), &[]);
+        assert!(r.frames.is_empty());
+        assert!(r.gap);
+        assert_eq!(r.oldest, None);
+        assert!(!h.replay(id(2), &[]).gap);
+    }
+}

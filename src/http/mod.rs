@@ -1,0 +1,292 @@
+//! The HTTP side: from a request on the socket to a route.
+//!
+//! One thread, the acceptor, takes requests from tiny_http (`recv`) and
+//! answers none of them itself: tiny_http writes the responses of one
+//! connection in order, so a response can wait behind an endless event
+//! stream, and a thread that waits there must never be the one that takes
+//! the next request. The acceptor hands each request to a small pool of
+//! workers (`pool.rs`); a request that arrived on a connection whose earlier
+//! response is an open event stream would wait forever, so it is parked
+//! instead and that stream is ended (`streams.rs`).
+//!
+//! Workers route: `/events` starts a subscriber's writer thread
+//! (`events.rs`), `/broadcast` publishes through the hub (`broadcast.rs`),
+//! the rest are small replies (`/healthz`, `/stats`, `/metrics`, the web
+//! client from `assets.rs`). A request whose body tiny_http has not read yet
+//! is handled under a deadline (`reaper.rs`), so a client that stops sending
+//! cannot hold a worker.
+
+mod assets;
+mod broadcast;
+mod events;
+pub(crate) mod listener;
+mod pool;
+pub(crate) mod reaper;
+mod streams;
+
+use std::io::Cursor;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use log::{debug, error};
+use serde::Serialize;
+use tiny_http::{Header, Method, Request, Response, StatusCode};
+
+use crate::config::Config;
+use crate::error::Error;
+use crate::hub::HubHandle;
+
+use assets::Assets;
+use pool::Pool;
+use reaper::Reaper;
+use streams::{Parked, Streams, opens_stream};
+
+/// A request body up to this size was already read by tiny_http before the
+/// request reached us (its `Content-Length` fast path), so reading it cannot
+/// block.
+const PREREAD_BODY: usize = 1024;
+
+/// Everything a worker needs, shared by all of them.
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) hub: HubHandle,
+    pub(crate) reaper: Reaper,
+    streams: Streams,
+    pool: Pool,
+    assets: Assets,
+    cors: Header,
+    stopping: AtomicBool,
+}
+
+impl Context {
+    pub(crate) fn new(config: Config, hub: HubHandle, reaper: Reaper) -> Result<Context, Error> {
+        let assets = Assets::new(config.static_dir.clone());
+        let cors = header("Access-Control-Allow-Origin", &config.cors_origin).ok_or_else(|| {
+            Error::InvalidConfig("--cors-origin is not a valid header value".into())
+        })?;
+        Ok(Context {
+            config,
+            hub,
+            reaper,
+            streams: Streams::default(),
+            pool: Pool::new(),
+            assets,
+            cors,
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Relaxed)
+    }
+
+    /// Queues a request for a worker, starting one if none is idle.
+    fn submit(self: &Arc<Context>, request: Request) {
+        if self.pool.queue(request) {
+            let ctx = Arc::clone(self);
+            if let Err(e) = self.pool.start_worker(move |request| route(&ctx, request)) {
+                error!("cannot start a request worker: {e}");
+            }
+        }
+    }
+
+    /// The connection of an event stream is free again: the requests that
+    /// waited behind the stream can now be answered.
+    fn release_stream(self: &Arc<Context>, peer: Option<SocketAddr>) {
+        if let Some(peer) = peer {
+            for request in self.streams.close(peer) {
+                self.submit(request);
+            }
+        }
+    }
+}
+
+/// Takes requests from tiny_http and hands them out until the server stops.
+///
+/// # Errors
+///
+/// The error tiny_http reported if it stopped taking requests on its own.
+pub(crate) fn accept(server: &tiny_http::Server, ctx: &Arc<Context>) -> std::io::Result<()> {
+    loop {
+        let request = match server.recv() {
+            Ok(request) => request,
+            Err(_) if ctx.stopping() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let request = match ctx.streams.park(request) {
+            Parked::No(request) => request,
+            Parked::Behind(Some(client)) => {
+                ctx.hub
+                    .close(client, "a request was pipelined behind its stream");
+                continue;
+            }
+            Parked::Behind(None) => continue,
+        };
+        if opens_stream(&request)
+            && let Some(peer) = request.remote_addr()
+        {
+            ctx.streams.open(*peer);
+        }
+        ctx.submit(request);
+    }
+}
+
+/// Answers one request (on a worker thread).
+fn route(ctx: &Arc<Context>, request: Request) {
+    // Held until the request is answered and dropped: dropping a request
+    // whose body was not read drains it, which may wait on the client too.
+    let deadline = body_may_block(&request)
+        .then(|| request.remote_addr().copied())
+        .flatten()
+        .map(|peer| ctx.reaper.arm(peer, ctx.config.body_timeout));
+
+    if *request.method() == Method::Options {
+        return preflight(ctx, request);
+    }
+    match path_of(request.url()) {
+        "/events" => events::subscribe(ctx, request),
+        "/broadcast" => broadcast::publish(ctx, request, deadline.as_ref()),
+        "/healthz" => small_get(ctx, request, "text/plain; charset=utf-8", b"ok".to_vec()),
+        "/stats" => match ctx.hub.stats() {
+            Ok(stats) => small_get(ctx, request, "application/json", stats.to_json().into()),
+            Err(e) => reply_error(ctx, request, 503, &e, &[]),
+        },
+        "/metrics" => match ctx.hub.stats() {
+            Ok(stats) => {
+                let text = stats.to_prometheus().into_bytes();
+                small_get(
+                    ctx,
+                    request,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                    text,
+                );
+            }
+            Err(e) => reply_error(ctx, request, 503, &e, &[]),
+        },
+        _ => assets::serve(ctx, request),
+    }
+}
+
+/// True if reading (or dropping) this request's body may wait on the client.
+fn body_may_block(request: &Request) -> bool {
+    let chunked = request
+        .headers()
+        .iter()
+        .any(|h| h.field.equiv("Transfer-Encoding"));
+    chunked || request.body_length().is_some_and(|n| n > PREREAD_BODY)
+}
+
+fn path_of(url: &str) -> &str {
+    url.split_once('?').map_or(url, |(path, _)| path)
+}
+
+fn query_of(url: &str) -> &str {
+    url.split_once('?').map_or("", |(_, query)| query)
+}
+
+/// A header from a name and value known to be valid ASCII.
+fn header(name: &str, value: &str) -> Option<Header> {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+/// Sends a complete response with the CORS header. A client that has gone
+/// away by now is no one's problem.
+fn reply(
+    ctx: &Context,
+    request: Request,
+    status: u16,
+    content_type: &str,
+    body: Vec<u8>,
+    extra: &[Header],
+) {
+    let length = body.len();
+    let mut response = Response::new(
+        StatusCode(status),
+        Vec::new(),
+        Cursor::new(body),
+        Some(length),
+        None,
+    );
+    response.add_header(ctx.cors.clone());
+    if let Some(content_type) = header("Content-Type", content_type) {
+        response.add_header(content_type);
+    }
+    for extra in extra {
+        response.add_header(extra.clone());
+    }
+    if let Err(e) = request.respond(response) {
+        debug!("response not delivered: {e}");
+    }
+}
+
+/// Compact JSON text of a value that always serializes (plain structs of
+/// strings and numbers).
+fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The body of every error reply.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+/// Sends `{"error": "..."}` with `status`.
+fn reply_error(ctx: &Context, request: Request, status: u16, error: &Error, extra: &[Header]) {
+    send_error(ctx, request, status, &error.to_string(), extra);
+}
+
+fn send_error(ctx: &Context, request: Request, status: u16, what: &str, extra: &[Header]) {
+    let body = to_json(&ErrorBody { error: what });
+    reply(
+        ctx,
+        request,
+        status,
+        "application/json",
+        body.into_bytes(),
+        extra,
+    );
+}
+
+/// `405 Method Not Allowed` listing what is.
+fn method_not_allowed(ctx: &Context, request: Request, allow: &str) {
+    let what = format!(
+        "method {} is not allowed here; use {allow}",
+        request.method()
+    );
+    let allow = header("Allow", allow).into_iter().collect::<Vec<_>>();
+    send_error(ctx, request, 405, &what, &allow);
+}
+
+/// A GET (or HEAD) route with a fixed body.
+fn small_get(ctx: &Context, request: Request, content_type: &str, body: Vec<u8>) {
+    match request.method() {
+        Method::Get | Method::Head => reply(ctx, request, 200, content_type, body, &[]),
+        _ => method_not_allowed(ctx, request, "GET, HEAD, OPTIONS"),
+    }
+}
+
+/// CORS preflight: any route, `204` with what browsers need to know.
+fn preflight(ctx: &Context, request: Request) {
+    let mut response = Response::empty(204).with_header(ctx.cors.clone());
+    for (name, value) in [
+        ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+        (
+            "Access-Control-Allow-Headers",
+            "Content-Type, Authorization, Last-Event-ID",
+        ),
+        ("Access-Control-Max-Age", "86400"),
+    ] {
+        if let Some(header) = header(name, value) {
+            response.add_header(header);
+        }
+    }
+    if let Err(e) = request.respond(response) {
+        debug!("response not delivered: {e}");
+    }
+}

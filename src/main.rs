@@ -1,0 +1,161 @@
+//! The `sse-hub` binary: read the command line (every option also reads an
+//! `SSE_HUB_*` environment variable), start the server, stop it cleanly on
+//! SIGINT or SIGTERM.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use clap::builder::TypedValueParser as _;
+use log::{error, warn};
+use sse_hub::{Config, Server};
+
+/// A Server-Sent Events broadcaster: subscribe with GET /events, publish with
+/// POST /broadcast.
+#[derive(Parser, Debug)]
+#[command(name = "sse-hub", version, about, max_term_width = 100)]
+struct Args {
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, env = "SSE_HUB_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:3000", value_parser = socket_addr)]
+    listen: SocketAddr,
+
+    /// Keep-alive comment to an idle stream this often; 0 = never
+    #[arg(
+        long,
+        env = "SSE_HUB_HEARTBEAT",
+        value_name = "SECS",
+        default_value_t = 15
+    )]
+    heartbeat: u64,
+
+    /// `retry:` sent at the start of every stream; 0 = none
+    #[arg(long, env = "SSE_HUB_RETRY", value_name = "MS", default_value_t = 3000)]
+    retry: u64,
+
+    /// Published messages kept for Last-Event-ID replay; 0 = none
+    #[arg(
+        long,
+        env = "SSE_HUB_HISTORY",
+        value_name = "N",
+        default_value_t = 1024
+    )]
+    history: usize,
+
+    /// Per-client queue capacity, in messages; a client that falls this far
+    /// behind is dropped and resumes from history
+    #[arg(long, env = "SSE_HUB_QUEUE", value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    queue: usize,
+
+    /// Concurrent /events streams; more get 503 (lowered at start if the
+    /// system's limits cannot hold that many)
+    #[arg(
+        long,
+        env = "SSE_HUB_MAX_CLIENTS",
+        value_name = "N",
+        default_value_t = 10_000
+    )]
+    max_clients: usize,
+
+    /// Largest /broadcast body; more gets 413
+    #[arg(long, env = "SSE_HUB_MAX_BODY", value_name = "BYTES", default_value_t = 65_536,
+          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    max_body: usize,
+
+    /// If set, /broadcast needs `Authorization: Bearer TOKEN` (prefer the
+    /// environment variable: a flag shows up in `ps`)
+    #[arg(
+        long,
+        env = "SSE_HUB_PUBLISH_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    publish_token: Option<String>,
+
+    /// Access-Control-Allow-Origin on every response
+    #[arg(
+        long,
+        env = "SSE_HUB_CORS_ORIGIN",
+        value_name = "ORIGIN",
+        default_value = "*"
+    )]
+    cors_origin: String,
+
+    /// Serve the web client from DIR instead of the copy built into the binary
+    #[arg(long = "static", env = "SSE_HUB_STATIC", value_name = "DIR")]
+    static_dir: Option<PathBuf>,
+
+    /// A write to a client that blocks this long drops the client
+    #[arg(long, env = "SSE_HUB_WRITE_TIMEOUT", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    write_timeout: u64,
+
+    /// A /broadcast body that takes longer than this to arrive gets 408
+    #[arg(long, env = "SSE_HUB_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    body_timeout: u64,
+}
+
+impl Args {
+    fn into_config(self) -> Config {
+        Config {
+            listen: self.listen,
+            heartbeat: (self.heartbeat > 0).then(|| Duration::from_secs(self.heartbeat)),
+            retry_ms: self.retry,
+            history: self.history,
+            queue: self.queue,
+            max_clients: self.max_clients,
+            max_body: self.max_body,
+            publish_token: self.publish_token,
+            cors_origin: self.cors_origin,
+            static_dir: self.static_dir,
+            write_timeout: Duration::from_secs(self.write_timeout),
+            body_timeout: Duration::from_secs(self.body_timeout),
+        }
+    }
+}
+
+/// `IP:PORT`, or `HOST:PORT` resolved to its first address.
+fn socket_addr(text: &str) -> Result<SocketAddr, String> {
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("not an address like 127.0.0.1:3000 ({e})"))?;
+    addrs
+        .next()
+        .ok_or_else(|| format!("{text} resolves to no address"))
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    std::panic::set_hook(Box::new(|panic| {
+        let thread = std::thread::current();
+        error!(
+            "thread `{}` panicked: {panic}",
+            thread.name().unwrap_or("unnamed")
+        );
+    }));
+
+    let server = match Server::bind(args.into_config()) {
+        Ok(server) => server,
+        Err(e) => {
+            error!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let stopper = server.stopper();
+    if let Err(e) = ctrlc::set_handler(move || stopper.stop()) {
+        warn!("cannot catch SIGINT/SIGTERM, stop with SIGKILL: {e}");
+    }
+    match server.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
