@@ -1,0 +1,671 @@
+//! The one shared test helper: start the real `sse-hub` binary on port 0,
+//! talk HTTP to it over TCP, and read event streams with a small client that
+//! parses them the way the WHATWG standard says a browser does.
+//!
+//! Timeouts here only guard against hangs: a helper that waits too long
+//! panics with what it was waiting for.
+
+#![allow(dead_code)] // each test binary uses a different part of this
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// How long any single wait may take before the test fails as hung.
+pub const GUARD: Duration = Duration::from_secs(20);
+
+/// A running `sse-hub` process.
+pub struct Hub {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+}
+
+impl Hub {
+    /// Starts the binary on a free port of 127.0.0.1 with extra `args`.
+    pub fn start(args: &[&str]) -> Hub {
+        Hub::start_at("127.0.0.1:0", args)
+    }
+
+    /// Starts the binary listening on `listen` (to restart on a known port).
+    pub fn start_at(listen: &str, args: &[&str]) -> Hub {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
+            .arg("--listen")
+            .arg(listen)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start sse-hub");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (found, addr) = crossbeam_channel::bounded(1);
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let sink = Arc::clone(&log);
+        thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some((_, rest)) = line.split_once("listening on http://") {
+                    let _ = found.send(rest.trim().parse::<SocketAddr>().ok());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match addr.recv_timeout(GUARD) {
+            Ok(Some(addr)) => addr,
+            _ => {
+                let _ = child.kill();
+                panic!(
+                    "sse-hub did not report its address; log:\n{}",
+                    log.lock().unwrap()
+                );
+            }
+        };
+        Hub { child, addr, log }
+    }
+
+    /// Everything the process logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let pid = i32::try_from(self.child.id()).expect("pid fits");
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        wait_with_guard(&mut self.child)
+    }
+
+    /// Stops the process at once (SIGKILL), like a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `POST /broadcast` with `body` as is.
+    pub fn post(&self, body: &str) -> Reply {
+        self.request("POST", "/broadcast", &[], body.as_bytes())
+    }
+
+    /// Publishes `body` (a JSON object) and expects 200; returns the reply's
+    /// `id` and `clients`.
+    pub fn publish(&self, body: Value) -> (String, u64) {
+        let reply = self.post(&body.to_string());
+        assert_eq!(reply.status, 200, "publish {body} failed: {}", reply.text());
+        let json = reply.json();
+        let id = json["id"].as_str().expect("reply has an id").to_owned();
+        (id, json["clients"].as_u64().expect("reply has clients"))
+    }
+
+    /// Publishes `{"message": text}`; returns the ID.
+    pub fn publish_text(&self, text: &str) -> String {
+        self.publish(serde_json::json!({ "message": text })).0
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> Reply {
+        self.request("GET", path, &[], b"")
+    }
+
+    /// One HTTP/1.1 request on a fresh connection, `Connection: close`.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !body.is_empty() || method == "POST" {
+            head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+        }
+        head.push_str("\r\n");
+        let mut raw = head.into_bytes();
+        raw.extend_from_slice(body);
+        self.raw(&raw)
+    }
+
+    /// Sends raw bytes on a fresh connection and reads the reply until the
+    /// server closes the connection.
+    pub fn raw(&self, bytes: &[u8]) -> Reply {
+        let mut stream = self.connect();
+        stream.write_all(bytes).expect("send request");
+        let mut received = Vec::new();
+        stream.read_to_end(&mut received).expect("read reply");
+        Reply::parse(&received)
+    }
+
+    /// A TCP connection to the hub, with the guard timeout on reads.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("connect to sse-hub");
+        stream.set_read_timeout(Some(GUARD)).expect("set timeout");
+        stream
+    }
+
+    /// `GET /stats` as JSON.
+    pub fn stats(&self) -> Value {
+        let reply = self.get("/stats");
+        assert_eq!(reply.status, 200);
+        reply.json()
+    }
+
+    /// Waits until `/stats` says `clients` streams are open.
+    pub fn wait_for_clients(&self, clients: u64) {
+        self.wait_for_stats(&format!("clients == {clients}"), |s| {
+            s["clients"] == clients
+        });
+    }
+
+    /// Waits until `/stats` satisfies `ok`.
+    pub fn wait_for_stats(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let stats = self.stats();
+            if ok(&stats) {
+                return stats;
+            }
+            assert!(
+                start.elapsed() < GUARD,
+                "stats never reached {what}: {stats}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Opens `GET path` as an event stream and reads the response head.
+    pub fn subscribe(&self, path: &str) -> Subscriber {
+        self.subscribe_with(path, &[])
+    }
+
+    /// Like [`Hub::subscribe`], with extra request headers.
+    pub fn subscribe_with(&self, path: &str, headers: &[(&str, &str)]) -> Subscriber {
+        Subscriber::open(
+            self.connect(),
+            &self.addr.to_string(),
+            path,
+            headers,
+            "HTTP/1.1",
+        )
+    }
+
+    /// Subscribes and reads the `connection` event; returns the client with
+    /// its client ID.
+    pub fn subscribe_ready(&self, path: &str) -> (Subscriber, String) {
+        let mut client = self.subscribe(path);
+        assert_eq!(client.status, 200, "subscribe {path}");
+        let hello = client.next_event();
+        assert_eq!(hello.event, "connection");
+        let id = hello.json()["client"]
+            .as_str()
+            .expect("client id")
+            .to_owned();
+        (client, id)
+    }
+}
+
+impl Drop for Hub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_with_guard(child: &mut Child) -> ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for sse-hub") {
+            return status;
+        }
+        assert!(start.elapsed() < GUARD, "sse-hub did not exit");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A complete HTTP reply.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    fn parse(raw: &[u8]) -> Reply {
+        let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
+            panic!(
+                "no complete reply head in {:?}",
+                String::from_utf8_lossy(raw)
+            )
+        });
+        let head = String::from_utf8_lossy(&raw[..end]);
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let headers = parse_headers(lines);
+        let rest = &raw[end + 4..];
+        let chunked = header_in(&headers, "Transfer-Encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let body = if chunked {
+            dechunk(rest)
+        } else {
+            rest.to_vec()
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_in(&self.headers, name)
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {}", self.text()))
+    }
+
+    /// The `error` text of a JSON error reply.
+    pub fn error(&self) -> String {
+        self.json()["error"]
+            .as_str()
+            .expect("an error field")
+            .to_owned()
+    }
+}
+
+fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Some(line_end) = find(raw, b"\r\n") {
+        let size = usize::from_str_radix(
+            std::str::from_utf8(&raw[..line_end]).unwrap_or("0").trim(),
+            16,
+        )
+        .unwrap_or(0);
+        raw = &raw[line_end + 2..];
+        if size == 0 || raw.len() < size {
+            break;
+        }
+        body.extend_from_slice(&raw[..size]);
+        raw = &raw[(size + 2).min(raw.len())..];
+    }
+    body
+}
+
+/// One dispatched event, as an `EventSource` would see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The type (`message` when the stream gave none).
+    pub event: String,
+    pub data: String,
+    /// The `id:` field of this very event, if it had one.
+    pub id: Option<String>,
+    /// The stream's last event ID when it was dispatched.
+    pub last_event_id: String,
+}
+
+impl SseEvent {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("data is not JSON ({e}): {}", self.data))
+    }
+
+    /// The ID this event carries, or a panic.
+    pub fn id(&self) -> &str {
+        self.id
+            .as_deref()
+            .unwrap_or_else(|| panic!("event has no id: {self:?}"))
+    }
+}
+
+/// What the stream gave next: an event, or a comment line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Item {
+    Event(SseEvent),
+    Comment(String),
+}
+
+/// An open event stream and a WHATWG-conformant parser for it.
+pub struct Subscriber {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    reader: BufReader<TcpStream>,
+    chunked: bool,
+    /// Bytes left in the current chunk.
+    chunk_left: usize,
+    /// Body bytes received but not yet split into lines.
+    pending: Vec<u8>,
+    ended: bool,
+    /// The body of a non-200 reply.
+    pub error_body: String,
+    // Parser state, named as in the standard.
+    data: String,
+    event_type: String,
+    last_event_id: String,
+    this_id: Option<String>,
+    pub retry: Option<u64>,
+}
+
+impl Subscriber {
+    /// Sends the request on `stream` and reads the response head.
+    pub fn open(
+        stream: TcpStream,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        version: &str,
+    ) -> Subscriber {
+        let mut request =
+            format!("GET {path} {version}\r\nHost: {host}\r\nAccept: text/event-stream\r\n");
+        for (name, value) in headers {
+            request.push_str(&format!("{name}: {value}\r\n"));
+        }
+        request.push_str("\r\n");
+        (&stream)
+            .write_all(request.as_bytes())
+            .expect("send subscribe request");
+        Subscriber::read_head(BufReader::new(stream))
+    }
+
+    /// Reads a response head from `reader` (when the request was sent by
+    /// hand).
+    pub fn read_head(mut reader: BufReader<TcpStream>) -> Subscriber {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let n = reader
+                .read_until(b'\n', &mut head)
+                .expect("read response head");
+            assert!(
+                n > 0,
+                "connection closed before the response head: {:?}",
+                String::from_utf8_lossy(&head)
+            );
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let mut lines = head.trim_end().split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("status line");
+        let headers = parse_headers(lines);
+        let chunked = header_in(&headers, "Transfer-Encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let mut subscriber = Subscriber {
+            status,
+            headers,
+            reader,
+            chunked,
+            chunk_left: 0,
+            pending: Vec::new(),
+            ended: false,
+            error_body: String::new(),
+            data: String::new(),
+            event_type: String::new(),
+            last_event_id: String::new(),
+            this_id: None,
+            retry: None,
+        };
+        if status != 200 {
+            let length = subscriber
+                .header("Content-Length")
+                .and_then(|l| l.parse().ok())
+                .unwrap_or(0);
+            let mut body = vec![0; length];
+            let _ = subscriber.reader.read_exact(&mut body);
+            subscriber.error_body = String::from_utf8_lossy(&body).into_owned();
+        }
+        subscriber
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_in(&self.headers, name)
+    }
+
+    /// The next event; panics if the stream ends or nothing comes in time.
+    pub fn next_event(&mut self) -> SseEvent {
+        loop {
+            match self.next_item() {
+                Some(Item::Event(event)) => return event,
+                Some(Item::Comment(_)) => {}
+                None => panic!("the stream ended while an event was expected"),
+            }
+        }
+    }
+
+    /// The next `n` events.
+    pub fn events(&mut self, n: usize) -> Vec<SseEvent> {
+        (0..n).map(|_| self.next_event()).collect()
+    }
+
+    /// The next event or comment; `None` when the stream has ended.
+    pub fn next_item(&mut self) -> Option<Item> {
+        loop {
+            let line = self.next_line()?;
+            if let Some(item) = self.process(&line) {
+                return Some(item);
+            }
+        }
+    }
+
+    /// Reads until the stream ends; returns the events dispatched on the way.
+    pub fn read_to_end(&mut self) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        while let Some(item) = self.next_item() {
+            if let Item::Event(event) = item {
+                events.push(event);
+            }
+        }
+        events
+    }
+
+    /// True once the server ended the body (final chunk, or close).
+    pub fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// Closes the connection at once.
+    pub fn close(self) {
+        let _ = self.reader.get_ref().shutdown(Shutdown::Both);
+    }
+
+    /// The socket, e.g. to stop reading from it without closing it.
+    pub fn socket(&self) -> &TcpStream {
+        self.reader.get_ref()
+    }
+
+    /// Handles one line per the standard; returns what it dispatched.
+    fn process(&mut self, line: &str) -> Option<Item> {
+        if line.is_empty() {
+            let had_id = self.this_id.take();
+            let event_type = std::mem::take(&mut self.event_type);
+            if self.data.is_empty() {
+                return None;
+            }
+            let mut data = std::mem::take(&mut self.data);
+            data.pop(); // the last LF
+            return Some(Item::Event(SseEvent {
+                event: if event_type.is_empty() {
+                    "message".to_owned()
+                } else {
+                    event_type
+                },
+                data,
+                id: had_id,
+                last_event_id: self.last_event_id.clone(),
+            }));
+        }
+        if let Some(comment) = line.strip_prefix(':') {
+            return Some(Item::Comment(
+                comment.strip_prefix(' ').unwrap_or(comment).to_owned(),
+            ));
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => self.event_type = value.to_owned(),
+            "data" => {
+                self.data.push_str(value);
+                self.data.push('\n');
+            }
+            "id" if !value.contains('\0') => {
+                self.last_event_id = value.to_owned();
+                self.this_id = Some(value.to_owned());
+            }
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = value.parse().ok();
+            }
+            _ => {}
+        }
+        None
+    }
+
+    /// The next line of the body, split at CRLF, LF or CR; `None` at the end
+    /// of the body (a last unterminated line is dropped, as by a browser).
+    fn next_line(&mut self) -> Option<String> {
+        loop {
+            if let Some(at) = self.pending.iter().position(|&b| b == b'\n' || b == b'\r') {
+                // A CR at the very end may be the first half of a CRLF.
+                if self.pending[at] == b'\r' && at + 1 == self.pending.len() && !self.ended {
+                    if !self.fill() {
+                        continue;
+                    }
+                    continue;
+                }
+                let crlf = self.pending[at] == b'\r' && self.pending.get(at + 1) == Some(&b'\n');
+                let line: Vec<u8> = self.pending.drain(..at).collect();
+                self.pending.drain(..if crlf { 2 } else { 1 });
+                return Some(String::from_utf8_lossy(&line).into_owned());
+            }
+            if self.ended || !self.fill() {
+                return None;
+            }
+        }
+    }
+
+    /// Reads more body bytes into `pending`. Returns false at the end.
+    fn fill(&mut self) -> bool {
+        if self.ended {
+            return false;
+        }
+        if !self.chunked {
+            let mut buf = [0u8; 8192];
+            let n = self.read_some(&mut buf);
+            if n == 0 {
+                self.ended = true;
+                return false;
+            }
+            self.pending.extend_from_slice(&buf[..n]);
+            return true;
+        }
+        if self.chunk_left == 0 {
+            let mut size_line = String::new();
+            if self.read_line(&mut size_line) == 0 {
+                self.ended = true;
+                return false;
+            }
+            let size = usize::from_str_radix(size_line.trim(), 16)
+                .unwrap_or_else(|_| panic!("bad chunk size line {size_line:?}"));
+            if size == 0 {
+                let mut trailer = String::new();
+                self.read_line(&mut trailer);
+                self.ended = true;
+                return false;
+            }
+            self.chunk_left = size;
+        }
+        let mut buf = vec![0u8; self.chunk_left.min(8192)];
+        let n = self.read_some(&mut buf);
+        if n == 0 {
+            self.ended = true;
+            return false;
+        }
+        self.pending.extend_from_slice(&buf[..n]);
+        self.chunk_left -= n;
+        if self.chunk_left == 0 {
+            let mut crlf = [0u8; 2];
+            self.reader
+                .read_exact(&mut crlf)
+                .expect("chunk ends with CRLF");
+            assert_eq!(&crlf, b"\r\n", "chunk ends with CRLF");
+        }
+        true
+    }
+
+    fn read_some(&mut self, buf: &mut [u8]) -> usize {
+        match self.reader.read(buf) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("nothing arrived on the stream within {GUARD:?}")
+            }
+            Err(_) => 0, // reset by the server: the stream is over
+        }
+    }
+
+    fn read_line(&mut self, line: &mut String) -> usize {
+        match self.reader.read_line(line) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                panic!("nothing arrived on the stream within {GUARD:?}")
+            }
+            Err(_) => 0,
+        }
+    }
+}
