@@ -95,7 +95,7 @@ pub(crate) struct SubscribeRequest {
 
 /// What the hub grants a new subscriber.
 #[derive(Debug)]
-pub(crate) struct Subscription {
+pub(crate) struct Grant {
     pub(crate) client: ClientId,
     pub(crate) replay: Replay,
 }
@@ -108,7 +108,7 @@ pub(crate) enum Command {
     },
     Subscribe {
         request: SubscribeRequest,
-        reply: Sender<Result<Subscription, Error>>,
+        reply: Sender<Result<Grant, Error>>,
     },
     /// A writer thread ended; sent exactly once per granted subscription.
     Unsubscribe {
@@ -181,7 +181,47 @@ impl HubHandle {
         answer.recv().map_err(|_| Error::HubStopped)
     }
 
-    pub(crate) fn subscribe(&self, request: SubscribeRequest) -> Result<Subscription, Error> {
+    /// Subscribes from inside this process: the returned [`Subscription`]
+    /// receives the same frames an `/events` stream would, replay included,
+    /// and counts as a client like any other (so `--max-clients` and
+    /// `--queue` apply). Dropping it unsubscribes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HubFull`] or [`Error::HubStopped`].
+    ///
+    /// # Example
+    ///
+    /// ```no_run
+    /// # fn demo(hub: sse_hub::HubHandle) -> Result<(), sse_hub::Error> {
+    /// let news = sse_hub::Channel::new("news")?;
+    /// let subscription = hub.subscribe(&[news], None)?;
+    /// for frame in subscription.frames() {
+    ///     print!("{}", String::from_utf8_lossy(&frame));
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn subscribe(
+        &self,
+        channels: &[Channel],
+        last_event_id: Option<EventId>,
+    ) -> Result<Subscription, Error> {
+        let (queue, frames) = crossbeam_channel::unbounded();
+        let grant = self.register(SubscribeRequest {
+            channels: channels.to_vec(),
+            resume: last_event_id,
+            queue,
+            peer: None,
+        })?;
+        Ok(Subscription {
+            hub: self.clone(),
+            grant,
+            frames,
+        })
+    }
+
+    pub(crate) fn register(&self, request: SubscribeRequest) -> Result<Grant, Error> {
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(Command::Subscribe { request, reply })?;
         answer.recv().map_err(|_| Error::HubStopped)?
@@ -206,6 +246,43 @@ impl HubHandle {
 
     fn send(&self, command: Command) -> Result<(), Error> {
         self.commands.send(command).map_err(|_| Error::HubStopped)
+    }
+}
+
+/// A subscriber inside this process; see [`HubHandle::subscribe`].
+pub struct Subscription {
+    hub: HubHandle,
+    grant: Grant,
+    frames: Receiver<Frame>,
+}
+
+impl Subscription {
+    /// This subscriber's ID.
+    pub fn client(&self) -> ClientId {
+        self.grant.client
+    }
+
+    /// The retained messages newer than the `last_event_id` given, for this
+    /// subscriber's channels, oldest first.
+    pub fn replay(&self) -> &[Frame] {
+        &self.grant.replay.frames
+    }
+
+    /// True if messages newer than `last_event_id` may have been lost.
+    pub fn gap(&self) -> bool {
+        self.grant.replay.gap
+    }
+
+    /// Live frames, in publish order. Disconnects when the hub drops this
+    /// subscriber (its queue was full) or stops.
+    pub fn frames(&self) -> &Receiver<Frame> {
+        &self.frames
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.grant.client, Ended::Closed);
     }
 }
 
@@ -388,11 +465,7 @@ impl Hub {
         self.refused = refused;
     }
 
-    fn subscribe(
-        &mut self,
-        request: SubscribeRequest,
-        reply: &Sender<Result<Subscription, Error>>,
-    ) {
+    fn subscribe(&mut self, request: SubscribeRequest, reply: &Sender<Result<Grant, Error>>) {
         if self.subscribers.len() >= self.max_clients {
             let _ = reply.send(Err(Error::HubFull));
             return;
@@ -406,7 +479,7 @@ impl Hub {
                 ..Replay::default()
             },
         };
-        if reply.send(Ok(Subscription { client, replay })).is_err() {
+        if reply.send(Ok(Grant { client, replay })).is_err() {
             return; // the writer is gone already; it will not report an end
         }
         self.writers += 1;
@@ -529,7 +602,7 @@ mod tests {
         hub: &HubHandle,
         channels: &[&str],
         resume: Option<EventId>,
-    ) -> Result<(Subscription, Receiver<Frame>), Error> {
+    ) -> Result<(Grant, Receiver<Frame>), Error> {
         let (tx, rx) = crossbeam_channel::unbounded();
         let request = SubscribeRequest {
             channels: channels.iter().map(|c| Channel::new(c).unwrap()).collect(),
@@ -537,7 +610,7 @@ mod tests {
             queue: tx,
             peer: None,
         };
-        hub.subscribe(request).map(|s| (s, rx))
+        hub.register(request).map(|s| (s, rx))
     }
 
     fn data_of(frame: &Frame) -> String {
@@ -641,6 +714,27 @@ mod tests {
         let stats = hub.stats().unwrap();
         assert_eq!(stats.channels.get("x"), None);
         assert_eq!(stats.channels.get("y"), Some(&1));
+    }
+
+    #[test]
+    fn an_in_process_subscription_receives_and_leaves_when_dropped() {
+        let hub = start(10, 10, 10);
+        let first = hub.publish(&Event::new("before"), None).unwrap();
+        hub.publish(&Event::new("missed"), None).unwrap();
+        let subscription = hub.subscribe(&[], Some(first.id)).unwrap();
+        assert_eq!(
+            subscription
+                .replay()
+                .iter()
+                .map(data_of)
+                .collect::<Vec<_>>(),
+            ["missed"]
+        );
+        hub.publish(&Event::new("live"), None).unwrap();
+        assert_eq!(data_of(&subscription.frames().recv().unwrap()), "live");
+        assert_eq!(hub.stats().unwrap().clients, 1);
+        drop(subscription);
+        assert_eq!(hub.stats().unwrap().clients, 0);
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub use channel::Channel;
 pub use config::Config;
 pub use error::Error;
 pub use event_id::EventId;
-pub use hub::{ClientId, HubHandle, Published};
+pub use hub::{ClientId, HubHandle, Published, Subscription};
 pub use metrics::Stats;
 pub use server::{Server, Stopper};
 pub use sse::{Event, EventName, Frame};

@@ -21,7 +21,7 @@ use crate::channel::{Channel, channel_set};
 use crate::client::{self, Stream};
 use crate::error::Error;
 use crate::event_id::EventId;
-use crate::hub::{Ended, SubscribeRequest, Subscription};
+use crate::hub::{Ended, Grant, SubscribeRequest};
 use crate::metrics::Counters;
 use crate::sse::control_event;
 
@@ -144,17 +144,17 @@ fn stream(ctx: &Arc<Context>, request: Request, wanted: Wanted) {
     let peer = request.remote_addr().copied();
     let resume = wanted.last_event_id.as_deref().map(str::parse::<EventId>);
     let (queue, frames) = crossbeam_channel::unbounded();
-    let subscription = ctx.hub.subscribe(SubscribeRequest {
+    let grant = ctx.hub.register(SubscribeRequest {
         channels: wanted.channels.clone(),
         resume: resume.clone().and_then(Result::ok),
         queue,
         peer,
     });
-    let subscription = match subscription {
+    let grant = match grant {
         Ok(subscription) => subscription,
         Err(e) => return refuse(ctx, request, peer, &e),
     };
-    let client = subscription.client;
+    let client = grant.client;
     if let Some(peer) = peer
         && ctx.streams.attach(peer, client)
     {
@@ -172,7 +172,7 @@ fn stream(ctx: &Arc<Context>, request: Request, wanted: Wanted) {
                 ctx,
                 &mut stream,
                 &wanted,
-                subscription,
+                grant,
                 resume.is_some_and(|r| r.is_err()),
             );
             match opened {
@@ -232,19 +232,19 @@ fn open(
     ctx: &Context,
     stream: &mut Stream,
     wanted: &Wanted,
-    subscription: Subscription,
+    grant: Grant,
     bad_id: bool,
 ) -> std::io::Result<()> {
     if ctx.config.retry_ms > 0 {
         stream.push(format!("retry: {}\n\n", ctx.config.retry_ms).as_bytes());
     }
     let hello = Hello {
-        client: subscription.client.to_string(),
+        client: grant.client.to_string(),
         channels: wanted.channels.iter().map(Channel::as_str).collect(),
     };
     stream.push(&control_event("connection", &to_json(&hello)));
 
-    let replay = subscription.replay;
+    let replay = grant.replay;
     if let Some(requested) = &wanted.last_event_id
         && (bad_id || replay.gap)
     {
