@@ -34,11 +34,18 @@ impl Hub {
 
     /// Starts the binary listening on `listen` (to restart on a known port).
     pub fn start_at(listen: &str, args: &[&str]) -> Hub {
+        Hub::start_with_env(listen, args, &[])
+    }
+
+    /// Like [`Hub::start_at`], with extra environment variables (such as
+    /// `SSE_HUB_PUBLISH_TOKEN`) set for the process.
+    pub fn start_with_env(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Hub {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
             .arg("--listen")
             .arg(listen)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -152,6 +159,18 @@ impl Hub {
         let mut received = Vec::new();
         stream.read_to_end(&mut received).expect("read reply");
         Reply::parse(&received)
+    }
+
+    /// Sends raw bytes on a fresh connection and reads one reply, framed by
+    /// its `Content-Length` (or chunked), without waiting for the connection
+    /// to close. For hostile requests: a failed write (the server may answer
+    /// and close before reading everything) is not an error, and `None` means
+    /// the connection ended, or stayed silent for [`GUARD`], with no complete
+    /// reply.
+    pub fn exchange(&self, bytes: &[u8]) -> Option<Reply> {
+        let stream = self.connect();
+        let _ = (&stream).write_all(bytes);
+        Reply::read_from(&mut BufReader::new(stream))
     }
 
     /// A TCP connection to the hub, with the guard timeout on reads.
@@ -277,6 +296,48 @@ impl Reply {
             headers,
             body,
         }
+    }
+
+    /// Reads one reply from `reader`, framed by its `Content-Length` (no
+    /// body without one) or chunked, leaving what follows (a pipelined reply)
+    /// unread. `None` if the connection ends, fails or stays silent for its
+    /// read timeout before a complete reply arrived.
+    pub fn read_from(reader: &mut BufReader<TcpStream>) -> Option<Reply> {
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            match reader.read_until(b'\n', &mut head) {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let mut lines = head.trim_end().split("\r\n");
+        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+        let headers = parse_headers(lines);
+        let chunked = header_in(&headers, "Transfer-Encoding")
+            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let mut body = Vec::new();
+        if chunked {
+            loop {
+                let mut size = String::new();
+                reader.read_line(&mut size).ok()?;
+                let size = usize::from_str_radix(size.trim(), 16).ok()?;
+                let mut chunk = vec![0; size + 2];
+                reader.read_exact(&mut chunk).ok()?;
+                if size == 0 {
+                    break;
+                }
+                body.extend_from_slice(&chunk[..size]);
+            }
+        } else if let Some(length) = header_in(&headers, "Content-Length") {
+            body.resize(length.parse().ok()?, 0);
+            reader.read_exact(&mut body).ok()?;
+        }
+        Some(Reply {
+            status,
+            headers,
+            body,
+        })
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -517,6 +578,14 @@ impl Subscriber {
     /// The socket, e.g. to stop reading from it without closing it.
     pub fn socket(&self) -> &TcpStream {
         self.reader.get_ref()
+    }
+
+    /// The connection, once the stream has ended, to read what the server
+    /// sends after it (replies to requests pipelined behind the stream).
+    pub fn into_reader(self) -> BufReader<TcpStream> {
+        assert!(self.ended, "the stream has not ended yet");
+        assert!(self.pending.is_empty(), "stream bytes are still unread");
+        self.reader
     }
 
     /// Handles one line per the standard; returns what it dispatched.
