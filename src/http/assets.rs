@@ -21,6 +21,7 @@ const BUILT_IN: &[(&str, &[u8])] = &[
     ("index.html", include_bytes!("../../static/index.html")),
     ("app.js", include_bytes!("../../static/app.js")),
     ("style.css", include_bytes!("../../static/style.css")),
+    ("favicon.svg", include_bytes!("../../static/favicon.svg")),
 ];
 
 /// Where the web client comes from.
