@@ -1,0 +1,33 @@
+//! The web client in a real browser: runs `tests/browser/run.mjs` under
+//! Node, which starts this crate's `sse-hub` binary itself and drives
+//! Debian's headless Chromium through `playwright-core`.
+//!
+//! Ignored by a plain `cargo test`, which needs neither Node nor Chromium.
+//! `.ci/run` installs both (`apt-get install chromium`, `npm ci` in
+//! `tests/browser`) and runs `cargo test -- --include-ignored`.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+#[ignore = "needs Chromium and npm packages in tests/browser: run .ci/run"]
+fn the_web_client_works_in_headless_chromium() {
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        suite.join("node_modules/playwright-core").is_dir(),
+        "{} has no node_modules/playwright-core: run `npm ci` there first (.ci/run does)",
+        suite.display()
+    );
+    // The child inherits stdout and stderr, so its report streams as it runs.
+    let status = Command::new("node")
+        .arg("--test-reporter=spec")
+        .arg("run.mjs")
+        .current_dir(&suite)
+        .env("SSE_HUB_BIN", env!("CARGO_BIN_EXE_sse-hub"))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run node (is Node.js 20 or later installed?): {e}"));
+    assert!(
+        status.success(),
+        "the browser suite failed ({status}); its report is above"
+    );
+}
