@@ -54,6 +54,8 @@ enum ReadError {
     /// a header line was longer than `MAX_LINE_LEN`, or there were more
     /// than `MAX_HEADERS` of them (431)
     HeadersTooLarge(HTTPVersion),
+    /// an HTTP version above 1.1 (505)
+    UnsupportedVersion,
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
     ReadIoError(IoError),
@@ -133,6 +135,14 @@ impl ClientConnection {
                     line.as_str().trim(), // TODO: remove this conversion
                 )?
             };
+
+            // Patched: refuse versions above 1.1 before a `Request` (and its
+            // response writer) exists. Upstream answered them on the next
+            // writer while the request still held the current one, so the
+            // connection thread waited on itself forever.
+            if version > HTTPVersion(1, 1) {
+                return Err(ReadError::UnsupportedVersion);
+            }
 
             // getting all headers
             let headers = {
@@ -234,6 +244,18 @@ impl Iterator for ClientConnection {
                 Err(ReadError::RequestLineTooLong) => {
                     let writer = self.sink.next().unwrap();
                     let response = Response::new_empty(StatusCode(414));
+                    response
+                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
+                        .ok();
+                    return None;
+                }
+
+                Err(ReadError::UnsupportedVersion) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = Response::from_string(
+                        "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
+                    )
+                    .with_status_code(StatusCode(505));
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();

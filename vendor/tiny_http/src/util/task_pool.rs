@@ -69,7 +69,13 @@ impl TaskPool {
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
         let mut queue = self.sharing.todo.lock().unwrap();
 
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) == 0 {
+        // Patched: an idle thread counts as idle until it has taken a task,
+        // so upstream's `waiting_tasks == 0` queued a burst of connections
+        // behind threads already promised to earlier ones. A connection can
+        // hold its thread for good (a long-lived response), so the queued
+        // ones could wait forever. Start a thread unless an idle one is left
+        // over after the tasks already queued.
+        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
             self.add_thread(Some(code));
         } else {
             queue.push_back(code);
