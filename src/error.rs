@@ -37,6 +37,8 @@ pub enum Error {
     EventNotAString,
     /// A publish body's `channel` field is not a string.
     ChannelNotAString,
+    /// A subscribe request came with a body.
+    UnexpectedBody,
     /// A publish body is larger than `--max-body`.
     BodyTooLarge {
         /// The limit, in bytes.
@@ -76,6 +78,7 @@ impl fmt::Display for Error {
             Error::MissingMessage => f.write_str("missing field \"message\""),
             Error::EventNotAString => f.write_str("field \"event\" must be a string"),
             Error::ChannelNotAString => f.write_str("field \"channel\" must be a string"),
+            Error::UnexpectedBody => f.write_str("a subscribe request takes no body"),
             Error::BodyTooLarge { limit } => {
                 write!(f, "body is larger than the limit of {limit} bytes")
             }

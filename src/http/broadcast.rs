@@ -186,6 +186,14 @@ mod tests {
     }
 
     #[test]
+    fn keys_keep_their_order() {
+        assert_eq!(
+            data_of(r#"{"message": {"z": 1, "a": {"y": 2, "b": 3}}}"#),
+            r#"{"z":1,"a":{"y":2,"b":3}}"#
+        );
+    }
+
+    #[test]
     fn numbers_keep_their_digits() {
         assert_eq!(
             data_of(r#"{"message": 12345678901234567890123}"#),

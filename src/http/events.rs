@@ -9,7 +9,7 @@
 //! pump live frames until the stream ends (`client.rs`).
 
 use std::io::Write;
-use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -23,9 +23,12 @@ use crate::error::Error;
 use crate::event_id::EventId;
 use crate::hub::{Ended, Grant, SubscribeRequest};
 use crate::metrics::Counters;
-use crate::sse::control_event;
+use crate::sse::{Frame, control_event};
+use crossbeam_channel::Receiver;
 
-use super::{Context, header, method_not_allowed, query_of, reply_error, to_json};
+use super::{
+    Context, InProgress, has_body, header, method_not_allowed, query_of, reply_error, to_json,
+};
 
 /// The writer's stack. It runs shallow code (channel waits, a copy into the
 /// batch, a write); 128 KiB leaves room for a panic message and a backtrace.
@@ -57,26 +60,24 @@ struct Wanted {
 }
 
 /// Answers `GET /events` (on a worker): either an error now, or a writer
-/// thread that owns the request from here on.
-pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
-    let peer = request.remote_addr().copied();
+/// thread that owns the request, and its connection's `in_progress`, from
+/// here on.
+pub(super) fn subscribe(ctx: &Arc<Context>, request: Request, in_progress: InProgress) {
     if *request.method() != Method::Get {
         return method_not_allowed(ctx, request, "GET, OPTIONS");
     }
+    if has_body(&request) {
+        // Refused rather than drained: a body that never ends would hold
+        // the stream before its first byte.
+        return reply_error(ctx, request, 400, &Error::UnexpectedBody, &[]);
+    }
     let wanted = match wanted(&request) {
         Ok(wanted) => wanted,
-        Err(e) => {
-            reply_error(ctx, request, 400, &e, &[]);
-            return ctx.release_stream(peer);
-        }
+        Err(e) => return reply_error(ctx, request, 400, &e, &[]),
     };
-    let clients = ctx
-        .hub
-        .counters()
-        .clients
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let clients = ctx.hub.counters().clients.load(Ordering::Relaxed);
     if clients >= ctx.config.max_clients {
-        return refuse(ctx, request, peer, &Error::HubFull);
+        return refuse(ctx, request, &Error::HubFull);
     }
 
     // If the thread cannot start, the request must come back for a 503; the
@@ -90,25 +91,25 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
         .spawn(move || {
             let request = for_writer.lock().ok().and_then(|mut r| r.take());
             if let Some(request) = request {
-                stream(&writer_ctx, request, wanted);
+                stream(&writer_ctx, request, &wanted);
             }
+            drop(in_progress);
         });
     if let Err(e) = started {
         warn!("cannot start a writer thread: {e}");
         let request = handoff.lock().ok().and_then(|mut r| r.take());
         if let Some(request) = request {
-            refuse(ctx, request, peer, &Error::HubFull);
+            refuse(ctx, request, &Error::HubFull);
         }
     }
 }
 
-/// 503 with `Retry-After`, and the connection is no longer streaming.
-fn refuse(ctx: &Arc<Context>, request: Request, peer: Option<SocketAddr>, error: &Error) {
+/// 503 with `Retry-After`.
+fn refuse(ctx: &Context, request: Request, error: &Error) {
     let retry_after: Vec<_> = header("Retry-After", RETRY_AFTER_SECS)
         .into_iter()
         .collect();
     reply_error(ctx, request, 503, error, &retry_after);
-    ctx.release_stream(peer);
 }
 
 /// Reads channels and the last event ID from the query and headers.
@@ -139,8 +140,8 @@ fn wanted(request: &Request) -> Result<Wanted, Error> {
     })
 }
 
-/// The writer thread: registers, streams, and cleans up.
-fn stream(ctx: &Arc<Context>, request: Request, wanted: Wanted) {
+/// The writer thread's work: register, stream until the end, report.
+fn stream(ctx: &Context, request: Request, wanted: &Wanted) {
     let peer = request.remote_addr().copied();
     let resume = wanted.last_event_id.as_deref().map(str::parse::<EventId>);
     let (queue, frames) = crossbeam_channel::unbounded();
@@ -151,46 +152,30 @@ fn stream(ctx: &Arc<Context>, request: Request, wanted: Wanted) {
         peer,
     });
     let grant = match grant {
-        Ok(subscription) => subscription,
-        Err(e) => return refuse(ctx, request, peer, &e),
+        Ok(grant) => grant,
+        Err(e) => return refuse(ctx, request, &e),
     };
     let client = grant.client;
     if let Some(peer) = peer
-        && ctx.streams.attach(peer, client)
+        && ctx.connections.streaming(peer, client)
     {
         ctx.hub
             .close(client, "a request was pipelined behind its stream");
     }
 
     let chunked = *request.http_version() >= HTTPVersion(1, 1);
-    let mut out = request.into_writer();
-    let ended = match out.write_all(&response_head(ctx, chunked)) {
-        Err(e) => Ended::WriteFailed(e),
-        Ok(()) => {
-            let mut stream = Stream::new(out, chunked);
-            let opened = open(
-                ctx,
-                &mut stream,
-                &wanted,
-                grant,
-                resume.is_some_and(|r| r.is_err()),
-            );
-            match opened {
-                Err(e) => Ended::WriteFailed(e),
-                Ok(()) => {
-                    let heartbeat = ctx.config.heartbeat;
-                    match client::pump(&mut stream, &frames, heartbeat, ctx.hub.counters()) {
-                        Ended::Closed => stream
-                            .finish()
-                            .map_or_else(Ended::WriteFailed, |()| Ended::Closed),
-                        failed => failed,
-                    }
-                }
-            }
-        }
-    };
-    // The stream (and with it the connection's response writer) is dropped
-    // by now, so the requests parked behind it can be answered.
+    let bad_id = resume.is_some_and(|r| r.is_err());
+    let ended = write_stream(
+        ctx,
+        request.into_writer(),
+        chunked,
+        wanted,
+        grant,
+        bad_id,
+        &frames,
+    );
+    // The connection's response writer is dropped by now, so the requests
+    // that waited behind the stream can be answered.
     if let Some(peer) = peer {
         if let Ended::WriteFailed(e) = &ended {
             // A client that stopped reading keeps tiny_http's reading thread
@@ -203,7 +188,38 @@ fn stream(ctx: &Arc<Context>, request: Request, wanted: Wanted) {
         }
     }
     ctx.hub.unsubscribe(client, ended);
-    ctx.release_stream(peer);
+}
+
+/// Writes the head, the opening events and then live frames until the
+/// queue closes or a write fails.
+fn write_stream(
+    ctx: &Context,
+    mut out: Box<dyn Write + Send>,
+    chunked: bool,
+    wanted: &Wanted,
+    grant: Grant,
+    bad_id: bool,
+    frames: &Receiver<Frame>,
+) -> Ended {
+    if let Err(e) = out.write_all(&response_head(ctx, chunked)) {
+        return Ended::WriteFailed(e);
+    }
+    let mut stream = Stream::new(out, chunked);
+    if let Err(e) = open(ctx, &mut stream, wanted, grant, bad_id) {
+        return Ended::WriteFailed(e);
+    }
+    match client::pump(
+        &mut stream,
+        frames,
+        ctx.config.heartbeat,
+        ctx.hub.counters(),
+    ) {
+        Ended::Closed => match stream.finish() {
+            Ok(()) => Ended::Closed,
+            Err(e) => Ended::WriteFailed(e),
+        },
+        failed => failed,
+    }
 }
 
 /// The status line and headers of a stream.

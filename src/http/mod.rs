@@ -5,9 +5,9 @@
 //! connection in order, so a response can wait behind an endless event
 //! stream, and a thread that waits there must never be the one that takes
 //! the next request. The acceptor hands each request to a small pool of
-//! workers (`pool.rs`); a request that arrived on a connection whose earlier
-//! response is an open event stream would wait forever, so it is parked
-//! instead and that stream is ended (`streams.rs`).
+//! workers (`pool.rs`), one request per connection at a time and in order
+//! (`connections.rs`); a request that arrives behind an open event stream
+//! ends that stream first.
 //!
 //! Workers route: `/events` starts a subscriber's writer thread
 //! (`events.rs`), `/broadcast` publishes through the hub (`broadcast.rs`),
@@ -18,11 +18,11 @@
 
 mod assets;
 mod broadcast;
+mod connections;
 mod events;
 pub(crate) mod listener;
 mod pool;
 pub(crate) mod reaper;
-mod streams;
 
 use std::io::Cursor;
 use std::net::SocketAddr;
@@ -38,21 +38,16 @@ use crate::error::Error;
 use crate::hub::HubHandle;
 
 use assets::Assets;
+use connections::{Admitted, Connections};
 use pool::Pool;
 use reaper::Reaper;
-use streams::{Parked, Streams, opens_stream};
-
-/// A request body up to this size was already read by tiny_http before the
-/// request reached us (its `Content-Length` fast path), so reading it cannot
-/// block.
-const PREREAD_BODY: usize = 1024;
 
 /// Everything a worker needs, shared by all of them.
 pub(crate) struct Context {
     pub(crate) config: Config,
     pub(crate) hub: HubHandle,
     pub(crate) reaper: Reaper,
-    streams: Streams,
+    connections: Connections,
     pool: Pool,
     assets: Assets,
     cors: Header,
@@ -69,7 +64,7 @@ impl Context {
             config,
             hub,
             reaper,
-            streams: Streams::default(),
+            connections: Connections::default(),
             pool: Pool::new(),
             assets,
             cors,
@@ -94,14 +89,22 @@ impl Context {
             }
         }
     }
+}
 
-    /// The connection of an event stream is free again: the requests that
-    /// waited behind the stream can now be answered.
-    fn release_stream(self: &Arc<Context>, peer: Option<SocketAddr>) {
-        if let Some(peer) = peer {
-            for request in self.streams.close(peer) {
-                self.submit(request);
-            }
+/// A request in progress on its connection. Dropping it (when the request
+/// is answered, its stream has ended, or its handler panicked) lets the next
+/// request of the same connection run.
+pub(crate) struct InProgress {
+    ctx: Arc<Context>,
+    peer: Option<SocketAddr>,
+}
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        if let Some(peer) = self.peer
+            && let Some(next) = self.ctx.connections.finish(peer)
+        {
+            self.ctx.submit(next);
         }
     }
 }
@@ -118,29 +121,27 @@ pub(crate) fn accept(server: &tiny_http::Server, ctx: &Arc<Context>) -> std::io:
             Err(_) if ctx.stopping() => return Ok(()),
             Err(e) => return Err(e),
         };
-        let request = match ctx.streams.park(request) {
-            Parked::No(request) => request,
-            Parked::Behind(Some(client)) => {
-                ctx.hub
-                    .close(client, "a request was pipelined behind its stream");
-                continue;
-            }
-            Parked::Behind(None) => continue,
-        };
-        if opens_stream(&request)
-            && let Some(peer) = request.remote_addr()
-        {
-            ctx.streams.open(*peer);
+        match ctx.connections.admit(request) {
+            Admitted::Now(request) => ctx.submit(request),
+            Admitted::Waiting {
+                end_stream: Some(client),
+            } => ctx
+                .hub
+                .close(client, "a request was pipelined behind its stream"),
+            Admitted::Waiting { end_stream: None } => {}
         }
-        ctx.submit(request);
     }
 }
 
 /// Answers one request (on a worker thread).
 fn route(ctx: &Arc<Context>, request: Request) {
+    let in_progress = InProgress {
+        ctx: Arc::clone(ctx),
+        peer: request.remote_addr().copied(),
+    };
     // Held until the request is answered and dropped: dropping a request
     // whose body was not read drains it, which may wait on the client too.
-    let deadline = body_may_block(&request)
+    let deadline = has_body(&request)
         .then(|| request.remote_addr().copied())
         .flatten()
         .map(|peer| ctx.reaper.arm(peer, ctx.config.body_timeout));
@@ -149,7 +150,7 @@ fn route(ctx: &Arc<Context>, request: Request) {
         return preflight(ctx, request);
     }
     match path_of(request.url()) {
-        "/events" => events::subscribe(ctx, request),
+        "/events" => events::subscribe(ctx, request, in_progress),
         "/broadcast" => broadcast::publish(ctx, request, deadline.as_ref()),
         "/healthz" => small_get(ctx, request, "text/plain; charset=utf-8", b"ok".to_vec()),
         "/stats" => match ctx.hub.stats() {
@@ -172,13 +173,15 @@ fn route(ctx: &Arc<Context>, request: Request) {
     }
 }
 
-/// True if reading (or dropping) this request's body may wait on the client.
-fn body_may_block(request: &Request) -> bool {
+/// True if the request has a body, which we read (or drain, when the
+/// request is dropped) from the socket ourselves, so it may wait on the
+/// client.
+fn has_body(request: &Request) -> bool {
     let chunked = request
         .headers()
         .iter()
         .any(|h| h.field.equiv("Transfer-Encoding"));
-    chunked || request.body_length().is_some_and(|n| n > PREREAD_BODY)
+    chunked || request.body_length().is_some_and(|n| n > 0)
 }
 
 fn path_of(url: &str) -> &str {

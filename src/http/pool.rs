@@ -51,12 +51,15 @@ impl Pool {
         }
     }
 
-    /// Queues a request. Returns true if a worker should be started for it.
+    /// Queues a request. Returns true if a worker should be started for it:
+    /// when more requests wait than workers are idle (idle ones may be about
+    /// to take requests queued earlier, and those may be slow).
     pub(crate) fn queue(&self, request: Request) -> bool {
         // The pool holds the receiving end too, so this cannot fail.
         let _ = self.shared.jobs.send(request);
         let workers = self.shared.workers.load(SeqCst);
-        workers < MIN_WORKERS || (self.shared.idle.load(SeqCst) == 0 && workers < MAX_WORKERS)
+        let waiting = self.shared.jobs.len();
+        workers < MIN_WORKERS || (waiting > self.shared.idle.load(SeqCst) && workers < MAX_WORKERS)
     }
 
     /// Starts a worker that passes each queued request to `handle`.

@@ -441,6 +441,8 @@ pub struct Subscriber {
     chunk_left: usize,
     /// Body bytes received but not yet split into lines.
     pending: Vec<u8>,
+    /// How much of `pending` is known to hold no line break.
+    scanned: usize,
     ended: bool,
     /// The body of a non-200 reply.
     pub error_body: String,
@@ -504,6 +506,7 @@ impl Subscriber {
             chunked,
             chunk_left: 0,
             pending: Vec::new(),
+            scanned: 0,
             ended: false,
             error_body: String::new(),
             data: String::new(),
@@ -640,22 +643,28 @@ impl Subscriber {
     /// of the body (a last unterminated line is dropped, as by a browser).
     fn next_line(&mut self) -> Option<String> {
         loop {
-            if let Some(at) = self.pending.iter().position(|&b| b == b'\n' || b == b'\r') {
-                // A CR at the very end may be the first half of a CRLF.
-                if self.pending[at] == b'\r' && at + 1 == self.pending.len() && !self.ended {
-                    if !self.fill() {
-                        continue;
-                    }
-                    continue;
+            let found = self.pending[self.scanned..]
+                .iter()
+                .position(|&b| b == b'\n' || b == b'\r')
+                .map(|at| self.scanned + at);
+            let Some(at) = found else {
+                self.scanned = self.pending.len();
+                if self.ended || !self.fill() {
+                    return None;
                 }
-                let crlf = self.pending[at] == b'\r' && self.pending.get(at + 1) == Some(&b'\n');
-                let line: Vec<u8> = self.pending.drain(..at).collect();
-                self.pending.drain(..if crlf { 2 } else { 1 });
-                return Some(String::from_utf8_lossy(&line).into_owned());
+                continue;
+            };
+            // A CR at the very end may be the first half of a CRLF.
+            if self.pending[at] == b'\r' && at + 1 == self.pending.len() && !self.ended {
+                self.scanned = at;
+                self.fill();
+                continue;
             }
-            if self.ended || !self.fill() {
-                return None;
-            }
+            let crlf = self.pending[at] == b'\r' && self.pending.get(at + 1) == Some(&b'\n');
+            let line = String::from_utf8_lossy(&self.pending[..at]).into_owned();
+            self.pending.drain(..at + if crlf { 2 } else { 1 });
+            self.scanned = 0;
+            return Some(line);
         }
     }
 
@@ -665,7 +674,7 @@ impl Subscriber {
             return false;
         }
         if !self.chunked {
-            let mut buf = [0u8; 8192];
+            let mut buf = [0u8; 65536];
             let n = self.read_some(&mut buf);
             if n == 0 {
                 self.ended = true;
@@ -690,7 +699,7 @@ impl Subscriber {
             }
             self.chunk_left = size;
         }
-        let mut buf = vec![0u8; self.chunk_left.min(8192)];
+        let mut buf = vec![0u8; self.chunk_left.min(65536)];
         let n = self.read_some(&mut buf);
         if n == 0 {
             self.ended = true;

@@ -1,0 +1,177 @@
+//! Fan-out at scale, and what happens to clients that die or fall behind.
+
+mod common;
+
+use std::io::Write;
+use std::thread;
+
+use common::{Hub, Subscriber};
+use serde_json::json;
+
+#[test]
+fn a_hundred_clients_get_two_hundred_messages_each_in_order_once() {
+    const CLIENTS: usize = 100;
+    const MESSAGES: usize = 200;
+    let hub = Hub::start(&[]);
+    let readers: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (mut client, _) = hub.subscribe_ready("/events");
+            thread::spawn(move || {
+                client
+                    .events(MESSAGES)
+                    .into_iter()
+                    .map(|e| (e.id().to_owned(), e.data))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    hub.wait_for_clients(CLIENTS as u64);
+
+    let published: Vec<(String, String)> = (0..MESSAGES)
+        .map(|i| {
+            let data = format!("message {i}");
+            let (id, clients) = hub.publish(json!({ "message": data }));
+            assert_eq!(clients, CLIENTS as u64);
+            (id, data)
+        })
+        .collect();
+
+    for reader in readers {
+        assert_eq!(reader.join().unwrap(), published);
+    }
+    let stats = hub.wait_for_stats("all delivered", |s| {
+        s["delivered"] == (CLIENTS * MESSAGES) as u64
+    });
+    assert_eq!(stats["published"], MESSAGES as u64);
+    assert_eq!(stats["dropped_slow"], 0);
+}
+
+#[test]
+fn a_killed_client_vanishes_from_the_stats() {
+    let hub = Hub::start(&["--heartbeat", "1"]);
+    let (client, _) = hub.subscribe_ready("/events?channel=room");
+    let (_stays, _) = hub.subscribe_ready("/events");
+    hub.wait_for_clients(2);
+    client.close();
+    // No publish needed: heartbeats reveal the dead connection.
+    let stats = hub.wait_for_stats("the dead client removed", |s| s["clients"] == 1);
+    assert_eq!(stats["channels"], json!({}));
+    assert_eq!(stats["write_errors"], 1);
+    assert!(hub.log().contains("disconnected"), "{}", hub.log());
+}
+
+#[test]
+fn a_client_that_stops_reading_is_dropped_and_the_others_get_everything() {
+    const MESSAGES: usize = 300;
+    const QUEUE: usize = 8;
+    let hub = Hub::start(&["--queue", &QUEUE.to_string(), "--max-body", "100000"]);
+    // Subscribes, then never reads: its socket buffers fill, its writer
+    // blocks, its queue fills.
+    let (stalled, _) = hub.subscribe_ready("/events");
+    let (mut reader, _) = hub.subscribe_ready("/events");
+    let (progress, received) = crossbeam_channel::unbounded();
+    let reader = thread::spawn(move || {
+        (0..MESSAGES)
+            .map(|_| {
+                let length = reader.next_event().data.len();
+                let _ = progress.send(());
+                length
+            })
+            .collect::<Vec<_>>()
+    });
+    hub.wait_for_clients(2);
+
+    let filler = "x".repeat(60_000);
+    for i in 0..MESSAGES {
+        // Keep the reading client well inside its queue, so that only the
+        // stalled one can fall behind.
+        if i >= QUEUE / 2 {
+            received
+                .recv_timeout(common::GUARD)
+                .expect("the reader keeps up");
+        }
+        // Each publish is answered: the hub never waits for the stalled one.
+        let reply = hub.post(&json!({ "message": format!("{i:04} {filler}") }).to_string());
+        assert_eq!(reply.status, 200);
+    }
+    let lengths = reader.join().unwrap();
+    assert_eq!(lengths, vec![filler.len() + 5; MESSAGES]);
+
+    let stats = hub.wait_for_stats("the stalled client dropped", |s| s["dropped_slow"] == 1);
+    assert_eq!(stats["clients"], 1);
+    assert!(hub.log().contains("slow reader"), "{}", hub.log());
+    drop(stalled);
+}
+
+#[test]
+fn many_subscribers_on_many_channels_get_only_their_share() {
+    let hub = Hub::start(&[]);
+    let channels = ["a", "b", "c"];
+    let clients: Vec<(Vec<&str>, Subscriber)> = vec![
+        (vec!["a"], hub.subscribe_ready("/events?channel=a").0),
+        (
+            vec!["b", "c"],
+            hub.subscribe_ready("/events?channel=b&channel=c").0,
+        ),
+        (vec![], hub.subscribe_ready("/events").0),
+    ];
+    let mut sent = Vec::new();
+    for round in 0..10 {
+        for channel in channels {
+            let data = format!("{channel}{round}");
+            hub.publish(json!({ "message": data, "channel": channel }));
+            sent.push((Some(channel), data));
+        }
+        let data = format!("all{round}");
+        hub.publish(json!({ "message": data }));
+        sent.push((None, data));
+    }
+    for (joined, mut client) in clients {
+        let expected: Vec<String> = sent
+            .iter()
+            .filter(|(channel, _)| channel.is_none_or(|c| joined.contains(&c)))
+            .map(|(_, data)| data.clone())
+            .collect();
+        let got: Vec<String> = client
+            .events(expected.len())
+            .into_iter()
+            .map(|e| e.data)
+            .collect();
+        assert_eq!(got, expected, "client of {joined:?}");
+    }
+}
+
+#[test]
+fn a_burst_of_pipelined_publishes_arrives_whole_and_in_order() {
+    const MESSAGES: usize = 2000;
+    let hub = Hub::start(&["--queue", "4096"]);
+    let (mut client, _) = hub.subscribe_ready("/events");
+    let mut requests = Vec::new();
+    for i in 0..MESSAGES {
+        let body = format!(r#"{{"message":"{i}"}}"#);
+        let head = format!(
+            "POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        requests.extend_from_slice(head.as_bytes());
+        requests.extend_from_slice(body.as_bytes());
+    }
+    let mut publisher = hub.connect();
+    // Read the replies as they come, or the server would wait on us.
+    let mut replies = publisher.try_clone().unwrap();
+    thread::spawn(move || std::io::copy(&mut replies, &mut std::io::sink()));
+    publisher.write_all(&requests).unwrap();
+
+    let events = client.events(MESSAGES);
+    let data: Vec<String> = events.iter().map(|e| e.data.clone()).collect();
+    let expected: Vec<String> = (0..MESSAGES).map(|i| i.to_string()).collect();
+    assert_eq!(data, expected);
+    let ids: Vec<(u64, u64)> = events
+        .iter()
+        .map(|e| {
+            let (ms, seq) = e.id().split_once('-').unwrap();
+            (ms.parse().unwrap(), seq.parse().unwrap())
+        })
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "IDs strictly increase");
+}

@@ -1,0 +1,215 @@
+//! `POST /broadcast`: what arrives is exactly what was published, IDs grow,
+//! and every bad request is refused with its status and publishes nothing.
+
+mod common;
+
+use common::{Hub, Subscriber};
+use serde_json::json;
+
+fn ready(hub: &Hub) -> Subscriber {
+    hub.subscribe_ready("/events").0
+}
+
+#[test]
+fn text_round_trips_exactly() {
+    let hub = Hub::start(&[]);
+    let mut client = ready(&hub);
+    let cases = [
+        "plain",
+        "",
+        "two\nlines",
+        "trailing break\n",
+        "\nleading break",
+        "\n",
+        "   spaces kept   ",
+        ":looks like a comment",
+        "data: looks like a field",
+        "unicode: héllo — 你好 🎉",
+        "tab\tand \u{7f} control",
+        "NUL \0 inside",
+    ];
+    for text in cases {
+        hub.publish(json!({ "message": text }));
+        let event = client.next_event();
+        assert_eq!(event.event, "message");
+        assert_eq!(event.data, text, "published {text:?}");
+    }
+}
+
+#[test]
+fn every_kind_of_line_break_arrives_as_lf() {
+    let hub = Hub::start(&[]);
+    let mut client = ready(&hub);
+    for (sent, received) in [
+        ("a\r\nb", "a\nb"),
+        ("a\rb", "a\nb"),
+        ("a\r\n\r\nb", "a\n\nb"),
+        ("x\revent: evil\rid: 666", "x\nevent: evil\nid: 666"),
+        ("end\r", "end\n"),
+    ] {
+        let (id, _) = hub.publish(json!({ "message": sent }));
+        let event = client.next_event();
+        assert_eq!(event.data, received);
+        assert_eq!(event.event, "message", "a CR must not inject a field");
+        assert_eq!(event.id.as_deref(), Some(id.as_str()));
+    }
+}
+
+#[test]
+fn json_values_arrive_as_compact_json_text() {
+    let hub = Hub::start(&[]);
+    let mut client = ready(&hub);
+    for (message, text) in [
+        (
+            json!({"a": [1, 2, {"b": null}]}),
+            r#"{"a":[1,2,{"b":null}]}"#,
+        ),
+        (json!([1, "two"]), r#"[1,"two"]"#),
+        (json!(null), "null"),
+        (json!(false), "false"),
+        (json!(-12.5), "-12.5"),
+        (json!({"s": "line\nbreak"}), r#"{"s":"line\nbreak"}"#),
+    ] {
+        hub.publish(json!({ "message": message }));
+        assert_eq!(client.next_event().data, text);
+    }
+}
+
+#[test]
+fn big_numbers_keep_their_digits() {
+    let hub = Hub::start(&[]);
+    let mut client = ready(&hub);
+    let reply = hub.post(r#"{"message": {"n": 123456789012345678901234567890}}"#);
+    assert_eq!(reply.status, 200);
+    assert_eq!(
+        client.next_event().data,
+        r#"{"n":123456789012345678901234567890}"#
+    );
+}
+
+#[test]
+fn named_events_carry_their_name() {
+    let hub = Hub::start(&[]);
+    let mut client = ready(&hub);
+    hub.publish(json!({ "message": "t", "event": "temperature" }));
+    let event = client.next_event();
+    assert_eq!(event.event, "temperature");
+    assert_eq!(event.data, "t");
+}
+
+#[test]
+fn ids_have_the_documented_form_and_strictly_increase() {
+    let hub = Hub::start(&[]);
+    let mut client = ready(&hub);
+    let mut last: Option<(u64, u64)> = None;
+    for i in 0..300 {
+        let (id, clients) = hub.publish(json!({ "message": i.to_string() }));
+        assert_eq!(clients, 1);
+        let (ms, seq) = id.split_once('-').expect("<ms>-<seq>");
+        let parsed = (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap());
+        assert!(last.is_none_or(|l| parsed > l), "{id} after {last:?}");
+        last = Some(parsed);
+        assert_eq!(client.next_event().id(), id);
+    }
+}
+
+#[test]
+fn ids_keep_growing_across_a_restart() {
+    let mut hub = Hub::start(&[]);
+    let (before, _) = hub.publish(json!({ "message": "x" }));
+    hub.terminate();
+    let hub = Hub::start(&[]);
+    let (after, _) = hub.publish(json!({ "message": "y" }));
+    let parse = |id: &str| {
+        let (ms, seq) = id.split_once('-').unwrap();
+        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
+    };
+    assert!(parse(&after) > parse(&before), "{after} <= {before}");
+}
+
+#[test]
+fn any_content_type_is_accepted_if_the_body_is_json() {
+    let hub = Hub::start(&[]);
+    let body = br#"{"message":"typed"}"#;
+    for content_type in [
+        "application/json",
+        "text/plain",
+        "application/x-www-form-urlencoded",
+    ] {
+        let reply = hub.request(
+            "POST",
+            "/broadcast",
+            &[("Content-Type", content_type)],
+            body,
+        );
+        assert_eq!(reply.status, 200, "{content_type}");
+    }
+}
+
+#[test]
+fn the_reply_counts_only_recipients() {
+    let hub = Hub::start(&[]);
+    let _everyone = ready(&hub);
+    let (_news, _) = hub.subscribe_ready("/events?channel=news");
+    assert_eq!(hub.publish(json!({ "message": "all" })).1, 2);
+    assert_eq!(
+        hub.publish(json!({ "message": "n", "channel": "news" })).1,
+        1
+    );
+    assert_eq!(
+        hub.publish(json!({ "message": "s", "channel": "sport" })).1,
+        0
+    );
+}
+
+#[test]
+fn bad_publishes_are_refused_and_publish_nothing() {
+    let hub = Hub::start(&["--max-body", "1000"]);
+    let mut client = ready(&hub);
+    let big = format!(r#"{{"message":"{}"}}"#, "x".repeat(2000));
+    let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"not json".to_vec(), 400, "not valid JSON"),
+        (b"{\"message\": \"\xff\"}".to_vec(), 400, "UTF-8"),
+        (b"[]".to_vec(), 400, "JSON object"),
+        (b"{}".to_vec(), 400, "missing field \"message\""),
+        (br#"{"message":"m","event":""}"#.to_vec(), 400, "event name"),
+        (
+            br#"{"message":"m","event":"connection"}"#.to_vec(),
+            400,
+            "reserved",
+        ),
+        (
+            br#"{"message":"m","event":7}"#.to_vec(),
+            400,
+            "must be a string",
+        ),
+        (
+            br#"{"message":"m","channel":"no spaces"}"#.to_vec(),
+            400,
+            "channel name",
+        ),
+        (big.into_bytes(), 413, "larger than the limit of 1000 bytes"),
+    ];
+    for (body, status, reason) in cases {
+        let reply = hub.request("POST", "/broadcast", &[], &body);
+        assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(&body));
+        assert_eq!(reply.header("Content-Type"), Some("application/json"));
+        assert!(
+            reply.error().contains(reason),
+            "{}: {}",
+            reason,
+            reply.error()
+        );
+    }
+    for method in ["GET", "PUT", "DELETE"] {
+        let reply = hub.request(method, "/broadcast", &[], b"");
+        assert_eq!(reply.status, 405, "{method}");
+        assert_eq!(reply.header("Allow"), Some("POST, OPTIONS"));
+        assert!(reply.error().contains(method));
+    }
+    assert_eq!(hub.stats()["published"], 0);
+    // The first thing the subscriber sees is the one good message after all
+    // of the above.
+    hub.publish_text("the only one");
+    assert_eq!(client.next_event().data, "the only one");
+}
