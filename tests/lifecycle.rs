@@ -1,0 +1,107 @@
+//! Start-up and shutdown of the real process.
+
+mod common;
+
+use std::process::Command;
+use std::thread;
+
+use common::Hub;
+
+#[test]
+fn sigterm_ends_every_stream_properly_and_exits_zero() {
+    let mut hub = Hub::start(&[]);
+    let clients: Vec<_> = (0..50).map(|_| hub.subscribe_ready("/events").0).collect();
+    hub.wait_for_clients(50);
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut client| {
+            thread::spawn(move || {
+                client.read_to_end();
+                client.ended()
+            })
+        })
+        .collect();
+
+    let status = hub.terminate();
+    assert_eq!(status.code(), Some(0), "log:\n{}", hub.log());
+    for reader in readers {
+        assert!(
+            reader.join().unwrap(),
+            "a stream did not end with its last chunk"
+        );
+    }
+    let log = hub.log();
+    assert!(log.contains("closing 50 streams"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+#[test]
+fn sigint_stops_it_too() {
+    let mut hub = Hub::start(&[]);
+    let (mut client, _) = hub.subscribe_ready("/events");
+    // SAFETY: kill(2) on our own child.
+    unsafe { libc::kill(hub.pid() as i32, libc::SIGINT) };
+    client.read_to_end();
+    assert!(client.ended());
+    assert_eq!(hub.terminate().code(), Some(0));
+}
+
+#[test]
+fn the_listening_line_names_the_real_port() {
+    let hub = Hub::start(&[]);
+    assert_ne!(hub.addr.port(), 0);
+    assert!(
+        hub.log()
+            .contains(&format!("listening on http://{}", hub.addr))
+    );
+    assert_eq!(hub.get("/healthz").text(), "ok");
+}
+
+#[test]
+fn options_also_come_from_the_environment() {
+    let output = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
+        .arg("--help")
+        .output()
+        .expect("run --help");
+    let help = String::from_utf8_lossy(&output.stdout);
+    for option in [
+        "--listen",
+        "--heartbeat",
+        "--retry",
+        "--history",
+        "--queue",
+        "--max-clients",
+        "--max-body",
+        "--publish-token",
+        "--cors-origin",
+        "--static",
+    ] {
+        assert!(help.contains(option), "--help lacks {option}");
+        let variable = format!("SSE_HUB_{}", option[2..].replace('-', "_").to_uppercase());
+        assert!(help.contains(&variable), "--help lacks {variable}");
+    }
+
+    let hub = Hub::start_with_env("127.0.0.1:0", &[], &[("SSE_HUB_RETRY", "1234")]);
+    let mut client = hub.subscribe("/events");
+    client.next_event();
+    assert_eq!(client.retry, Some(1234));
+}
+
+#[test]
+fn a_bad_option_is_refused_with_a_reason() {
+    for args in [
+        &["--queue", "0"][..],
+        &["--listen", "not-an-address"],
+        &["--heartbeat", "-1"],
+        &["--static", "/no/such/folder"],
+        &["--cors-origin", "a\u{7}b"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
+            .args(args)
+            .output()
+            .expect("run sse-hub");
+        assert!(!output.status.success(), "{args:?} was accepted");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.trim().is_empty(), "{args:?}: no reason given");
+    }
+}
