@@ -210,6 +210,16 @@ impl ClientConnection {
             }
         })?;
 
+        // Patched: lets the application end reading on this connection
+        // (`Request::into_closing_writer`) through the socket's write half,
+        // which stays open as long as the request's response writer does.
+        let socket = self.sink.shared();
+        let request = request.with_stop_reading(Box::new(move || {
+            if let Ok(mut socket) = socket.lock() {
+                let _ = socket.get_mut().shutdown_read();
+            }
+        }));
+
         // return the request
         Ok(request)
     }

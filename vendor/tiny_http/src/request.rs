@@ -74,6 +74,10 @@ pub struct Request {
 
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
+
+    // Patched: ends reading on this request's connection (see
+    // `into_closing_writer`).
+    stop_reading: Option<Box<dyn Fn() + Send + 'static>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -223,6 +227,7 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
+        stop_reading: None,
     })
 }
 
@@ -383,6 +388,26 @@ impl Request {
         } else {
             writer
         }
+    }
+
+    /// Like `into_writer`, for a response after which the connection closes
+    /// (a response that only ends with the connection, such as an event
+    /// stream).
+    ///
+    /// tiny_http stops reading the connection at once, so its thread for the
+    /// connection ends instead of waiting for a next request that will never
+    /// be answered, and its clone of the socket is closed. The connection
+    /// closes when the returned writer is dropped.
+    pub fn into_closing_writer(mut self) -> Box<dyn Write + Send + 'static> {
+        if let Some(stop_reading) = self.stop_reading.take() {
+            stop_reading();
+        }
+        self.into_writer()
+    }
+
+    pub(crate) fn with_stop_reading(mut self, stop: Box<dyn Fn() + Send + 'static>) -> Request {
+        self.stop_reading = Some(stop);
+        self
     }
 
     /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects

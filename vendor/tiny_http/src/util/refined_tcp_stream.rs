@@ -121,6 +121,12 @@ impl RefinedTcpStream {
     pub(crate) fn peer_addr(&mut self) -> IoResult<Option<SocketAddr>> {
         self.stream.peer_addr()
     }
+
+    /// Ends reading on the socket (both halves share it): a read blocked on
+    /// it, or any later one, returns end of file.
+    pub(crate) fn shutdown_read(&mut self) -> IoResult<()> {
+        self.stream.shutdown(Shutdown::Read)
+    }
 }
 
 impl Drop for RefinedTcpStream {
