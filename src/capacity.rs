@@ -1,12 +1,14 @@
 //! How many subscribers this process can hold before the system refuses it a
 //! thread, a memory map or a file descriptor.
 //!
-//! Each subscriber costs two threads (tiny_http's, which reads its
-//! connection, and its writer) and two file descriptors (tiny_http clones
-//! the socket). Each thread costs four memory maps (stack, guard page,
-//! signal stack, its guard page). Running out is never clean: a refused
-//! memory map makes the next large allocation abort the process, and a
-//! refused descriptor leaves new connections waiting in the kernel's queue.
+//! Each subscriber costs one thread (its writer) and one file descriptor,
+//! once its stream is open; while a connection is being set up tiny_http
+//! gives it a thread and a second descriptor of its own too, which the
+//! reserves below cover. Each thread costs four memory maps (stack, guard
+//! page, signal stack, its guard page). Running out is never clean: a
+//! refused memory map makes the next large allocation abort the process, and
+//! a refused descriptor leaves new connections waiting in the kernel's
+//! queue.
 //! So at start the server works out, from the limits below, how many
 //! subscribers it can hold with some room to spare, and lowers
 //! `--max-clients` to that with a warning that names the limit and how to
@@ -16,15 +18,16 @@
 use std::fs;
 
 /// What one subscriber costs.
-const FDS_PER_CLIENT: u64 = 2;
-const THREADS_PER_CLIENT: u64 = 2;
+const FDS_PER_CLIENT: u64 = 1;
+const THREADS_PER_CLIENT: u64 = 1;
 const MAPS_PER_THREAD: u64 = 4;
 
-/// Left for everything else: publishers' connections, request workers, the
+/// Left for everything else: connections being set up (a burst of
+/// reconnecting subscribers), publishers' connections, request workers, the
 /// hub, logs, files of the web client; and room for the allocator's maps.
-const RESERVED_FDS: u64 = 256;
-const RESERVED_THREADS: u64 = 256;
-const RESERVED_MAPS: u64 = 2048;
+const RESERVED_FDS: u64 = 1024;
+const RESERVED_THREADS: u64 = 1024;
+const RESERVED_MAPS: u64 = 4096 + RESERVED_THREADS * MAPS_PER_THREAD;
 
 /// One system limit and the number of subscribers it leaves room for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -195,6 +198,6 @@ mod tests {
     #[test]
     fn headroom_keeps_a_twentieth() {
         assert_eq!(with_headroom(20_000), 19_000);
-        assert_eq!(clients(19_000 - RESERVED_FDS, FDS_PER_CLIENT), 9372);
+        assert_eq!(clients(19_000 - RESERVED_FDS, FDS_PER_CLIENT), 17_976);
     }
 }

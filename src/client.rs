@@ -73,12 +73,19 @@ impl Stream {
             return self.out.flush();
         }
         let start = if self.chunked {
-            let mut line = [0u8; CHUNK_HEADER_ROOM];
-            let mut cursor = &mut line[..];
-            write!(cursor, "{len:x}\r\n")?;
-            let line_len = CHUNK_HEADER_ROOM - cursor.len();
-            let start = CHUNK_HEADER_ROOM - line_len;
-            self.batch[start..CHUNK_HEADER_ROOM].copy_from_slice(&line[..line_len]);
+            // The chunk-size line goes right before the data, in the room
+            // kept for it: `<hex length>\r\n`.
+            let mut start = CHUNK_HEADER_ROOM - 2;
+            self.batch[start..CHUNK_HEADER_ROOM].copy_from_slice(b"\r\n");
+            let mut rest = len;
+            loop {
+                start -= 1;
+                self.batch[start] = b"0123456789abcdef"[rest & 0xf];
+                rest >>= 4;
+                if rest == 0 {
+                    break;
+                }
+            }
             self.batch.extend_from_slice(b"\r\n");
             start
         } else {

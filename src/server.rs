@@ -86,7 +86,7 @@ impl Server {
         if let Some(limit) = &capacity.lowered_by {
             warn!(
                 "--max-clients {} lowered to {}: {} is {}, room for about {} subscribers \
-                 (each takes 2 threads, 2 file descriptors, 8 memory maps); to hold more, {}",
+                 (each takes a thread, a file descriptor and 4 memory maps); to hold more, {}",
                 config.max_clients,
                 capacity.max_clients,
                 limit.name,

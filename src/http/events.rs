@@ -2,18 +2,23 @@
 //! thread.
 //!
 //! On the worker: read the query (`channel=`, `lastEventId=`) and the
-//! `Last-Event-ID` header, answer 400 if they are bad, check for room, and
-//! start the writer thread. On the writer thread: register with the hub
-//! (which answers with the replay owed), write the response head and the
-//! opening events (`retry:`, `connection`, maybe `gap`, the replay), then
-//! pump live frames until the stream ends (`client.rs`).
+//! `Last-Event-ID` header (400 if they are bad), register with the hub (503
+//! if it is full), and prepare the opening of the stream: the response head,
+//! `retry:`, the `connection` event, maybe a `gap` event, and the replay the
+//! hub owes this client. Then start the writer thread, which writes all that
+//! and pumps live frames until the stream ends (`client.rs`).
+//!
+//! The writer thread runs only that short write path, so that its stack, of
+//! which every page once touched stays in memory for the stream's whole
+//! life, stays small: thousands of subscribers each keep one.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use log::{debug, warn};
+use crossbeam_channel::Receiver;
+use log::warn;
 use serde::Serialize;
 use tiny_http::{HTTPVersion, Method, Request};
 
@@ -21,18 +26,16 @@ use crate::channel::{Channel, channel_set};
 use crate::client::{self, Stream};
 use crate::error::Error;
 use crate::event_id::EventId;
-use crate::hub::{Ended, Grant, SubscribeRequest};
+use crate::hub::{ClientId, Ended, Grant, SubscribeRequest};
 use crate::metrics::Counters;
 use crate::sse::{Frame, control_event};
-use crossbeam_channel::Receiver;
 
 use super::{
     Context, InProgress, has_body, header, method_not_allowed, query_of, reply_error, to_json,
 };
 
-/// The writer's stack. It runs shallow code (channel waits, a copy into the
-/// batch, a write); 128 KiB leaves room for a panic message and a backtrace.
-/// Only the pages actually touched count towards memory use.
+/// The writer's stack: only the pages it touches count towards memory use,
+/// and it touches few; the rest is room for a panic message and backtrace.
 const WRITER_STACK: usize = 128 * 1024;
 
 /// Seconds a client is asked to wait after a 503.
@@ -59,6 +62,18 @@ struct Wanted {
     last_event_id: Option<String>,
 }
 
+/// Everything a writer thread needs.
+struct Subscriber {
+    client: ClientId,
+    request: Request,
+    chunked: bool,
+    /// The response head and the opening events, ready to write.
+    head: Vec<u8>,
+    opening: Vec<u8>,
+    replay: Vec<Frame>,
+    frames: Receiver<Frame>,
+}
+
 /// Answers `GET /events` (on a worker): either an error now, or a writer
 /// thread that owns the request, and its connection's `in_progress`, from
 /// here on.
@@ -75,31 +90,65 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request, in_progress: InPro
         Ok(wanted) => wanted,
         Err(e) => return reply_error(ctx, request, 400, &e, &[]),
     };
-    let clients = ctx.hub.counters().clients.load(Ordering::Relaxed);
-    if clients >= ctx.config.max_clients {
+    if ctx.hub.counters().clients.load(Ordering::Relaxed) >= ctx.config.max_clients {
         return refuse(ctx, request, &Error::HubFull);
     }
+    let resume = wanted.last_event_id.as_deref().map(str::parse::<EventId>);
+    let (queue, frames) = crossbeam_channel::unbounded();
+    let grant = ctx.hub.register(SubscribeRequest {
+        channels: wanted.channels.clone(),
+        resume: resume.clone().and_then(Result::ok),
+        queue,
+        peer: request.remote_addr().copied(),
+    });
+    let grant = match grant {
+        Ok(grant) => grant,
+        Err(e) => return refuse(ctx, request, &e),
+    };
+    let client = grant.client;
+    if let Some(peer) = request.remote_addr()
+        && ctx.connections.streaming(*peer, client)
+    {
+        ctx.hub
+            .close(client, "a request was pipelined behind its stream");
+    }
+
+    let chunked = *request.http_version() >= HTTPVersion(1, 1);
+    let bad_id = resume.is_some_and(|r| r.is_err());
+    let subscriber = Subscriber {
+        client,
+        head: response_head(ctx, chunked),
+        opening: opening(ctx, &wanted, &grant, bad_id),
+        replay: grant.replay.frames,
+        frames,
+        request,
+        chunked,
+    };
 
     // If the thread cannot start, the request must come back for a 503; the
     // closure that would have owned it is dropped with the error.
-    let handoff = Arc::new(Mutex::new(Some(request)));
+    let handoff = Arc::new(Mutex::new(Some(subscriber)));
     let for_writer = Arc::clone(&handoff);
     let writer_ctx = Arc::clone(ctx);
     let started = thread::Builder::new()
         .name("writer".into())
         .stack_size(WRITER_STACK)
         .spawn(move || {
-            let request = for_writer.lock().ok().and_then(|mut r| r.take());
-            if let Some(request) = request {
-                stream(&writer_ctx, request, &wanted);
+            let subscriber = for_writer.lock().ok().and_then(|mut s| s.take());
+            drop(for_writer);
+            if let Some(subscriber) = subscriber {
+                let client = subscriber.client;
+                let ended = stream(&writer_ctx, subscriber);
+                writer_ctx.hub.unsubscribe(client, ended);
             }
             drop(in_progress);
         });
     if let Err(e) = started {
         warn!("cannot start a writer thread: {e}");
-        let request = handoff.lock().ok().and_then(|mut r| r.take());
-        if let Some(request) = request {
-            refuse(ctx, request, &Error::HubFull);
+        ctx.hub.unsubscribe(client, Ended::Closed);
+        let subscriber = handoff.lock().ok().and_then(|mut s| s.take());
+        if let Some(subscriber) = subscriber {
+            refuse(ctx, subscriber.request, &Error::HubFull);
         }
     }
 }
@@ -140,79 +189,43 @@ fn wanted(request: &Request) -> Result<Wanted, Error> {
     })
 }
 
-/// The writer thread's work: register, stream until the end, report.
-fn stream(ctx: &Context, request: Request, wanted: &Wanted) {
-    let peer = request.remote_addr().copied();
-    let resume = wanted.last_event_id.as_deref().map(str::parse::<EventId>);
-    let (queue, frames) = crossbeam_channel::unbounded();
-    let grant = ctx.hub.register(SubscribeRequest {
-        channels: wanted.channels.clone(),
-        resume: resume.clone().and_then(Result::ok),
-        queue,
-        peer,
-    });
-    let grant = match grant {
-        Ok(grant) => grant,
-        Err(e) => return refuse(ctx, request, &e),
-    };
-    let client = grant.client;
-    if let Some(peer) = peer
-        && ctx.connections.streaming(peer, client)
-    {
-        ctx.hub
-            .close(client, "a request was pipelined behind its stream");
+/// The writer thread's work: write the opening, then live frames until the
+/// queue closes or a write fails. Returns why the stream ended.
+fn stream(ctx: &Context, subscriber: Subscriber) -> Ended {
+    // Nothing can follow an endless response on this connection, so
+    // tiny_http stops reading it (freeing its thread and socket clone), and
+    // the connection closes when the stream is dropped.
+    let mut out = subscriber.request.into_closing_writer();
+    if let Err(e) = out.write_all(&subscriber.head) {
+        return Ended::WriteFailed(e);
     }
-
-    let chunked = *request.http_version() >= HTTPVersion(1, 1);
-    let bad_id = resume.is_some_and(|r| r.is_err());
-    let ended = write_stream(
-        ctx,
-        request.into_writer(),
-        chunked,
-        wanted,
-        grant,
-        bad_id,
-        &frames,
-    );
-    // The connection's response writer is dropped by now, so the requests
-    // that waited behind the stream can be answered.
-    if let Some(peer) = peer {
-        if let Ended::WriteFailed(e) = &ended {
-            // A client that stopped reading keeps tiny_http's reading thread
-            // waiting on its connection; close it from outside.
-            debug!("client {client}: {e}; closing its connection");
-            ctx.reaper.close_soon(peer);
-        } else if !chunked {
-            // A close-delimited body ends only when the connection closes.
-            ctx.reaper.close_soon(peer);
+    let mut stream = Stream::new(out, subscriber.chunked);
+    stream.push(&subscriber.opening);
+    let delivered = &ctx.hub.counters().delivered;
+    let mut replayed = 0;
+    for frame in &subscriber.replay {
+        stream.push(frame);
+        replayed += 1;
+        if stream.batch_len() >= client::MAX_BATCH {
+            if let Err(e) = stream.send() {
+                return Ended::WriteFailed(e);
+            }
+            Counters::add(delivered, replayed);
+            replayed = 0;
         }
     }
-    ctx.hub.unsubscribe(client, ended);
-}
+    if let Err(e) = stream.send() {
+        return Ended::WriteFailed(e);
+    }
+    Counters::add(delivered, replayed);
+    drop(subscriber.replay);
 
-/// Writes the head, the opening events and then live frames until the
-/// queue closes or a write fails.
-fn write_stream(
-    ctx: &Context,
-    mut out: Box<dyn Write + Send>,
-    chunked: bool,
-    wanted: &Wanted,
-    grant: Grant,
-    bad_id: bool,
-    frames: &Receiver<Frame>,
-) -> Ended {
-    if let Err(e) = out.write_all(&response_head(ctx, chunked)) {
-        return Ended::WriteFailed(e);
-    }
-    let mut stream = Stream::new(out, chunked);
-    if let Err(e) = open(ctx, &mut stream, wanted, grant, bad_id) {
-        return Ended::WriteFailed(e);
-    }
+    let counters = ctx.hub.counters();
     match client::pump(
         &mut stream,
-        frames,
+        &subscriber.frames,
         ctx.config.heartbeat,
-        ctx.hub.counters(),
+        counters,
     ) {
         Ended::Closed => match stream.finish() {
             Ok(()) => Ended::Closed,
@@ -242,46 +255,26 @@ fn response_head(ctx: &Context, chunked: bool) -> Vec<u8> {
     .into_bytes()
 }
 
-/// Writes what every stream starts with: `retry:`, the `connection` event,
-/// a `gap` event if history cannot cover the resume, then the replay.
-fn open(
-    ctx: &Context,
-    stream: &mut Stream,
-    wanted: &Wanted,
-    grant: Grant,
-    bad_id: bool,
-) -> std::io::Result<()> {
+/// What every stream starts with: `retry:`, the `connection` event, and a
+/// `gap` event if history cannot cover the resume (or the ID was not one).
+fn opening(ctx: &Context, wanted: &Wanted, grant: &Grant, bad_id: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(128);
     if ctx.config.retry_ms > 0 {
-        stream.push(format!("retry: {}\n\n", ctx.config.retry_ms).as_bytes());
+        out.extend_from_slice(format!("retry: {}\n\n", ctx.config.retry_ms).as_bytes());
     }
     let hello = Hello {
         client: grant.client.to_string(),
         channels: wanted.channels.iter().map(Channel::as_str).collect(),
     };
-    stream.push(&control_event("connection", &to_json(&hello)));
-
-    let replay = grant.replay;
+    out.extend_from_slice(&control_event("connection", &to_json(&hello)));
     if let Some(requested) = &wanted.last_event_id
-        && (bad_id || replay.gap)
+        && (bad_id || grant.replay.gap)
     {
         let gap = Gap {
             requested,
-            oldest: replay.oldest.map(|id| id.to_string()),
+            oldest: grant.replay.oldest.map(|id| id.to_string()),
         };
-        stream.push(&control_event("gap", &to_json(&gap)));
+        out.extend_from_slice(&control_event("gap", &to_json(&gap)));
     }
-    let delivered = &ctx.hub.counters().delivered;
-    let mut replayed = 0;
-    for frame in &replay.frames {
-        stream.push(frame);
-        replayed += 1;
-        if stream.batch_len() >= client::MAX_BATCH {
-            stream.send()?;
-            Counters::add(delivered, replayed);
-            replayed = 0;
-        }
-    }
-    stream.send()?;
-    Counters::add(delivered, replayed);
-    Ok(())
+    out
 }

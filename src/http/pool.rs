@@ -20,8 +20,12 @@ use tiny_http::Request;
 
 /// Workers that stay even when idle.
 const MIN_WORKERS: usize = 2;
-/// Workers at most; past this, requests wait in the queue.
-pub(crate) const MAX_WORKERS: usize = 64;
+/// Workers at most; past this, requests wait in the queue. Only clients
+/// that send a body slowly hold a worker for long (up to the body deadline),
+/// and a worker is cheap (one small thread, covered by the thread reserve in
+/// `capacity.rs`), so this is generous: it is how many such clients can stall
+/// at once before anyone else waits.
+const MAX_WORKERS: usize = 512;
 /// An extra worker idle this long ends.
 const IDLE_EXIT: Duration = Duration::from_secs(10);
 /// Enough for JSON parsing at serde_json's depth limit of 128, with margin.

@@ -2,9 +2,8 @@
 //!
 //! tiny_http never hands out a connection's socket, so a request thread
 //! cannot set a read timeout on it, nor close it: a client that sends half a
-//! body and stops would hold the thread reading it forever, and a subscriber
-//! dropped for not reading would keep tiny_http's connection thread waiting
-//! on it. The reaper closes such connections from the outside. A thread arms
+//! body and stops would hold the thread reading it forever. The reaper
+//! closes such connections from the outside. A thread arms
 //! a [`Deadline`] for a peer address before it does something that may wait
 //! on that client, and drops it when done; a deadline that passes first gets
 //! the connection shut down, which makes every blocked read or write on it
@@ -84,26 +83,18 @@ impl Reaper {
     /// guard is dropped first.
     pub(crate) fn arm(&self, peer: SocketAddr, after: Duration) -> Deadline {
         let expired = Arc::new(AtomicBool::new(false));
-        let token = self.insert(peer, after, Arc::clone(&expired));
+        let token = self.shared.next_token.fetch_add(1, Relaxed);
+        let armed = Armed {
+            peer,
+            at: Instant::now() + after,
+            expired: Arc::clone(&expired),
+        };
+        self.shared.lock().insert(token, armed);
         Deadline {
             shared: Arc::clone(&self.shared),
             token,
             expired,
         }
-    }
-
-    /// Shuts down the connection from `peer` at the next tick.
-    pub(crate) fn close_soon(&self, peer: SocketAddr) {
-        self.insert(peer, Duration::ZERO, Arc::default());
-    }
-
-    fn insert(&self, peer: SocketAddr, after: Duration, expired: Arc<AtomicBool>) -> u64 {
-        let token = self.shared.next_token.fetch_add(1, Relaxed);
-        let at = Instant::now() + after;
-        self.shared
-            .lock()
-            .insert(token, Armed { peer, at, expired });
-        token
     }
 
     /// The reaper thread's body: never returns.
