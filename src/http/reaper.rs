@@ -177,28 +177,31 @@ fn shut_down_connections(_port: u16, _peers: &HashSet<SocketAddr>) -> usize {
 
 #[cfg(target_os = "linux")]
 fn local_addr(fd: std::os::fd::RawFd) -> Option<SocketAddr> {
-    // SAFETY: getsockname writes at most `len` bytes into the storage that
-    // `try_init` provides; any descriptor number is acceptable to it.
-    let result = unsafe {
-        socket2::SockAddr::try_init(|storage, len| {
-            match libc::getsockname(fd, storage.cast(), len) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
-        })
-    };
-    result.ok()?.1.as_socket()
+    socket_addr(fd, libc::getsockname)
 }
 
 #[cfg(target_os = "linux")]
 fn peer_addr(fd: std::os::fd::RawFd) -> Option<SocketAddr> {
-    // SAFETY: as in `local_addr`.
+    socket_addr(fd, libc::getpeername)
+}
+
+/// The address `name` (getsockname or getpeername) gives for `fd`, if it is
+/// an IP socket.
+#[cfg(target_os = "linux")]
+fn socket_addr(
+    fd: std::os::fd::RawFd,
+    name: unsafe extern "C" fn(
+        libc::c_int,
+        *mut libc::sockaddr,
+        *mut libc::socklen_t,
+    ) -> libc::c_int,
+) -> Option<SocketAddr> {
+    // SAFETY: the call writes at most `len` bytes into the storage that
+    // `try_init` provides; any descriptor number is acceptable to it.
     let result = unsafe {
-        socket2::SockAddr::try_init(|storage, len| {
-            match libc::getpeername(fd, storage.cast(), len) {
-                0 => Ok(()),
-                _ => Err(std::io::Error::last_os_error()),
-            }
+        socket2::SockAddr::try_init(|storage, len| match name(fd, storage.cast(), len) {
+            0 => Ok(()),
+            _ => Err(std::io::Error::last_os_error()),
         })
     };
     result.ok()?.1.as_socket()

@@ -718,32 +718,27 @@ impl Subscriber {
     }
 
     fn read_some(&mut self, buf: &mut [u8]) -> usize {
-        match self.reader.read(buf) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                panic!("nothing arrived on the stream within {GUARD:?}")
-            }
-            Err(_) => 0, // reset by the server: the stream is over
-        }
+        bytes_read(self.reader.read(buf))
     }
 
     fn read_line(&mut self, line: &mut String) -> usize {
-        match self.reader.read_line(line) {
-            Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                panic!("nothing arrived on the stream within {GUARD:?}")
-            }
-            Err(_) => 0,
+        bytes_read(self.reader.read_line(line))
+    }
+}
+
+/// Bytes read, 0 when the server ended the connection (closed or reset);
+/// panics when the guard timeout passes first.
+fn bytes_read(read: std::io::Result<usize>) -> usize {
+    match read {
+        Ok(n) => n,
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ) =>
+        {
+            panic!("nothing arrived on the stream within {GUARD:?}")
         }
+        Err(_) => 0,
     }
 }
