@@ -1,0 +1,838 @@
+//! Hostile and broken clients over real sockets. After each case the server
+//! must still be up (a publish and subscribe round trip proves it), must
+//! have answered what it could with the right status, and must have lost
+//! nothing it accepted.
+//!
+//! Timeouts here are hang guards, never measurements: a case that waits for
+//! the server to cut a client off waits for the cut, however long it takes.
+
+mod common;
+
+use std::io::{BufReader, ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::{GUARD, Hub, Reply, Subscriber};
+use serde_json::json;
+use socket2::SockRef;
+
+/// Proves the server still works: a new subscriber receives a new message.
+/// (A test's own messages may arrive first; they are skipped.)
+fn assert_serving(hub: &Hub) {
+    static ROUND: AtomicUsize = AtomicUsize::new(0);
+    let round = ROUND.fetch_add(1, Ordering::Relaxed);
+    let channel = format!("round-trip-{round}");
+    let (mut subscriber, _) = hub.subscribe_ready(&format!("/events?channel={channel}"));
+    let (id, clients) = hub.publish(json!({"message": "still serving", "channel": channel}));
+    assert_eq!(clients, 1);
+    while subscriber.next_event().id.as_deref() != Some(id.as_str()) {}
+    subscriber.close();
+}
+
+/// The file descriptors the hub process holds now.
+fn open_fds(hub: &Hub) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", hub.pid()))
+        .expect("list the hub's descriptors")
+        .count()
+}
+
+/// Waits until the hub holds at most `limit` descriptors, for at most
+/// `guard`; returns the last count seen.
+fn settle_fds(hub: &Hub, limit: usize, guard: Duration) -> usize {
+    let start = Instant::now();
+    loop {
+        let fds = open_fds(hub);
+        if fds <= limit || start.elapsed() > guard {
+            return fds;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What became of a request: a reply, the connection closed (or reset)
+/// without one, or nothing at all before the guard ran out.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    Replied(u16),
+    Closed,
+    Silent,
+}
+
+/// Reads `stream` until the server closes it or `guard` passes.
+fn outcome(mut stream: TcpStream, guard: Duration) -> Outcome {
+    stream.set_read_timeout(Some(guard)).unwrap();
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let silent = loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break false,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                break true;
+            }
+            Err(_) => break false, // reset
+        }
+    };
+    let status = String::from_utf8_lossy(&received)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok());
+    match status {
+        Some(status) => Outcome::Replied(status),
+        None if silent => Outcome::Silent,
+        None => Outcome::Closed,
+    }
+}
+
+/// True if nothing has arrived on `stream` and it is still open.
+fn still_pending(stream: &TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let pending = matches!(stream.peek(&mut byte), Err(e) if e.kind() == ErrorKind::WouldBlock);
+    stream.set_nonblocking(false).unwrap();
+    pending
+}
+
+/// A connection that has sent `bytes` and then goes quiet.
+fn send_partial(hub: &Hub, bytes: &[u8]) -> TcpStream {
+    let mut stream = hub.connect();
+    stream.write_all(bytes).expect("send");
+    stream
+}
+
+fn post_head(content_length: &str) -> String {
+    format!("POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: {content_length}\r\n\r\n")
+}
+
+/// `ms-seq` as a pair that orders like the IDs do.
+fn id_order(id: &str) -> (u64, u64) {
+    let (ms, seq) = id.split_once('-').expect("an ID");
+    (ms.parse().unwrap(), seq.parse().unwrap())
+}
+
+#[test]
+fn garbage_request_lines_get_400() {
+    let hub = Hub::start(&[]);
+    let garbage: [&[u8]; 9] = [
+        b"\x00\x01\x02\x03\r\n\r\n",
+        b"GET\r\n\r\n",
+        b"GET /healthz\r\n\r\n",
+        b"GET /healthz HTTP/9.9\r\n\r\n",
+        b"GET /healthz FTP/1.1\r\n\r\n",
+        b"GET  /healthz  HTTP/1.1\r\n\r\n",
+        b"\xde\xad\xbe\xef /healthz HTTP/1.1\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nno colon here\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\x7f\x00\r\n\r\n",
+    ];
+    for raw in garbage {
+        let reply = hub.exchange(raw);
+        assert_eq!(
+            reply.map(|r| r.status),
+            Some(400),
+            "{:?}",
+            String::from_utf8_lossy(raw)
+        );
+    }
+    assert_serving(&hub);
+}
+
+#[test]
+fn noise_without_line_ends_is_dropped_when_the_client_leaves() {
+    let hub = Hub::start(&[]);
+    // Pseudo-random bytes, never a CR LF pair.
+    let mut noise = Vec::with_capacity(6000);
+    let mut x: u32 = 12345;
+    while noise.len() < 6000 {
+        x = x.wrapping_mul(1_103_515_245).wrapping_add(12345);
+        let byte = (x >> 16) as u8;
+        if byte != b'\r' {
+            noise.push(byte);
+        }
+    }
+    let bare_lf = b"GET /healthz HTTP/1.1\nHost: x\n\n".to_vec();
+    for raw in [noise, bare_lf] {
+        let stream = send_partial(&hub, &raw);
+        stream.shutdown(Shutdown::Write).unwrap();
+        let got = outcome(stream, GUARD);
+        assert!(
+            matches!(got, Outcome::Closed | Outcome::Replied(400)),
+            "{got:?}"
+        );
+    }
+    assert_serving(&hub);
+}
+
+/// `GET / HTTP/2.0` (any version above 1.1) used to get no answer, and its
+/// connection's thread and descriptors were held for good.
+#[test]
+fn a_request_for_http_2_is_answered_and_holds_nothing() {
+    let hub = Hub::start(&[]);
+    assert_serving(&hub);
+    let baseline = open_fds(&hub);
+    for _ in 0..20 {
+        let stream = send_partial(&hub, b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
+        drop(stream);
+    }
+    // Connections are accepted in order: once a later one is served, these
+    // have been accepted too.
+    assert_serving(&hub);
+    let fds = settle_fds(&hub, baseline + 4, Duration::from_secs(5));
+
+    let stream = send_partial(&hub, b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let reply = Reply::read_from(&mut BufReader::new(stream)).map(|r| r.status);
+
+    assert!(
+        fds <= baseline + 4 && matches!(reply, Some(400 | 505)),
+        "20 closed HTTP/2.0 requests left the hub with {fds} descriptors \
+         (it had {baseline}); a new one got {reply:?} (expected 505 or 400)"
+    );
+    assert_serving(&hub);
+}
+
+#[test]
+fn an_oversized_head_gets_414_or_431() {
+    let hub = Hub::start(&[]);
+    let long_line = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
+    let long_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "b".repeat(100_000)
+    );
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..101)
+            .map(|i| format!("X-{i}: y\r\n"))
+            .collect::<String>()
+    );
+    let long_query = format!("GET /events?channel={} HTTP/1.1\r\n\r\n", "c".repeat(9000));
+    for (raw, status) in [
+        (long_line, 414),
+        (long_header, 431),
+        (many_headers, 431),
+        (long_query, 414),
+    ] {
+        let reply = hub.exchange(raw.as_bytes()).map(|r| r.status);
+        assert_eq!(reply, Some(status), "{}...", &raw[..40.min(raw.len())]);
+    }
+    // Just under the limits is fine.
+    let fits = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Big: {}\r\n{}\r\n",
+        "d".repeat(8000),
+        (0..90).map(|i| format!("X-{i}: y\r\n")).collect::<String>()
+    );
+    assert_eq!(hub.exchange(fits.as_bytes()).map(|r| r.status), Some(200));
+    assert_serving(&hub);
+}
+
+#[test]
+fn invalid_utf8_and_nul_bytes_are_refused_or_carried_safely() {
+    let hub = Hub::start(&[]);
+    let (mut subscriber, _) = hub.subscribe_ready("/events");
+    let heads: [(&[u8], u16); 11] = [
+        // Not ASCII in the head: tiny_http refuses it.
+        (b"GET /\xff\xfe HTTP/1.1\r\n\r\n", 400),
+        (b"GET /events?channel=\xc3\xa9 HTTP/1.1\r\n\r\n", 400),
+        (b"GET /healthz HTTP/1.1\r\nX-Name: \xff\xfe\r\n\r\n", 400),
+        (b"GET /events HTTP/1.1\r\nLast-Event-ID: \xff\r\n\r\n", 400),
+        // NUL and percent-encoded junk reach the routes, which refuse them.
+        (b"GET /a\x00b HTTP/1.1\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /%00 HTTP/1.1\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /%ff%fe HTTP/1.1\r\nConnection: close\r\n\r\n", 404),
+        (b"GET /events?channel=%ff%00 HTTP/1.1\r\n\r\n", 400),
+        (b"GET /events?channel=a\x00 HTTP/1.1\r\n\r\n", 400),
+        (
+            b"GET /healthz?x=\x00%00%ff HTTP/1.1\r\nConnection: close\r\n\r\n",
+            200,
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nX-Nul: a\x00b\r\nConnection: close\r\n\r\n",
+            200,
+        ),
+    ];
+    for (raw, status) in heads {
+        let reply = hub.exchange(raw).map(|r| r.status);
+        assert_eq!(reply, Some(status), "{:?}", String::from_utf8_lossy(raw));
+    }
+    // Bodies: bytes that are not UTF-8, a raw NUL inside a JSON string (JSON
+    // forbids control characters there), an escaped NUL in an event name
+    // or a channel.
+    let bodies: [&[u8]; 6] = [
+        b"{\"message\":\"\xff\"}",
+        b"{\"message\":\"\xc0\xaf\"}",
+        b"\xef\xbb\xbf\xef\xbb\xbf{\"message\":\"x\"}",
+        b"{\"message\":\"a\x00\"}",
+        b"{\"message\":\"x\",\"event\":\"a\\u0000b\"}",
+        b"{\"message\":\"x\",\"channel\":\"a\\u0000\"}",
+    ];
+    for body in bodies {
+        let reply = hub.request("POST", "/broadcast", &[], body);
+        assert_eq!(reply.status, 400, "{:?}", String::from_utf8_lossy(body));
+    }
+    assert_eq!(hub.stats()["published"], 0);
+
+    // An escaped NUL and other control characters in a message are data:
+    // accepted, and delivered exactly.
+    let tricky = "a\u{0}b\u{1}c\u{7f}d\u{feff}e\u{10ffff}";
+    hub.publish(json!({ "message": tricky }));
+    assert_eq!(subscriber.next_event().data, tricky);
+
+    // A NUL or junk in the last event ID is not an error: a `gap` names it.
+    let mut resumed = hub.subscribe_with("/events", &[("Last-Event-ID", "12-\u{0}")]);
+    assert_eq!(resumed.status, 200);
+    assert_eq!(resumed.next_event().event, "connection");
+    let gap = resumed.next_event();
+    assert_eq!(gap.event, "gap");
+    assert_eq!(gap.json()["requested"], "12-\u{0}");
+    assert_serving(&hub);
+}
+
+#[test]
+fn a_huge_content_length_is_answered_and_then_cut_off() {
+    let hub = Hub::start(&["--body-timeout", "1"]);
+    assert_serving(&hub);
+    let baseline = open_fds(&hub);
+    let published = hub.stats()["published"].clone();
+    // All at once: each connection is answered at once, then held until the
+    // body deadline cuts it off.
+    let mut pending = Vec::new();
+    for length in [
+        "100000000000000",
+        "1000000000000000000",
+        "18446744073709551615",
+    ] {
+        for (request, status) in [
+            ("POST /broadcast", 413),
+            ("GET /healthz", 200),
+            ("GET /stats", 200),
+            ("GET /metrics", 200),
+            ("GET /", 200),
+            ("GET /nope", 404),
+            ("OPTIONS /broadcast", 204),
+            ("DELETE /broadcast", 405),
+        ] {
+            let raw =
+                format!("{request} HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\nabc");
+            let stream = send_partial(&hub, raw.as_bytes());
+            pending.push((format!("{request} with {length}"), status, stream));
+        }
+    }
+    for (what, status, stream) in pending {
+        assert_eq!(outcome(stream, GUARD), Outcome::Replied(status), "{what}");
+    }
+    // Too large for any integer: no body at all, so what follows is a
+    // request of its own. Answered, never published.
+    let raw = format!("{}{{\"message\":1}}", post_head("100000000000000000000"));
+    let reply = hub.exchange(raw.as_bytes()).map(|r| r.status);
+    assert_eq!(reply, Some(400));
+
+    assert_eq!(hub.stats()["published"], published);
+    let fds = settle_fds(&hub, baseline + 4, GUARD);
+    assert!(fds <= baseline + 4, "{fds} descriptors, {baseline} before");
+    assert_serving(&hub);
+}
+
+/// `GET /events` with a declared body that never comes: the request is
+/// complete, so it should be answered (a stream or an error), not left
+/// without a response while it holds a subscriber slot.
+#[test]
+fn a_subscribe_request_with_a_huge_content_length_is_answered() {
+    let hub = Hub::start(&["--body-timeout", "1"]);
+    let stream = send_partial(
+        &hub,
+        b"GET /events HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000000000\r\n\r\nabc",
+    );
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    let answered = std::io::BufRead::read_line(&mut reader, &mut line).is_ok_and(|n| n > 0);
+    assert!(
+        answered && line.starts_with("HTTP/1.1 "),
+        "no answer to GET /events with a huge Content-Length; stats: {}",
+        hub.stats()
+    );
+    assert_serving(&hub);
+}
+
+#[test]
+fn deeply_nested_json_gets_400() {
+    let hub = Hub::start(&["--max-body", "100000"]);
+    let deep = 10_000;
+    let arrays = format!("{{\"message\":{}{}}}", "[".repeat(deep), "]".repeat(deep));
+    let objects = format!(
+        "{{\"message\":{}1{}}}",
+        "{\"a\":".repeat(deep),
+        "}".repeat(deep)
+    );
+    let top = format!("{}{}", "[".repeat(deep), "]".repeat(deep));
+    let unclosed = "[".repeat(50_000);
+    for (body, what) in [
+        (arrays, "arrays"),
+        (objects, "objects"),
+        (top, "top level"),
+        (unclosed, "unclosed"),
+    ] {
+        let reply = hub.post(&body);
+        assert_eq!(reply.status, 400, "{what}: {}", reply.text());
+    }
+    // Shallow nesting is data like any other.
+    let fine = json!({"message": [[[{"a": [1, {"b": null}]}]]]});
+    hub.publish(fine);
+    assert_eq!(hub.stats()["published"], 1);
+    assert_serving(&hub);
+}
+
+#[test]
+fn stalled_publishers_hold_up_no_one_and_are_cut_off() {
+    let hub = Hub::start(&["--body-timeout", "1"]);
+    let (mut subscriber, _) = hub.subscribe_ready("/events");
+
+    // Half a body each, then silence: declared larger than what tiny_http
+    // reads ahead, and chunked.
+    let mut stalled = Vec::new();
+    for i in 0..6 {
+        let raw = format!("{}{{\"message\":\"stalled {i}", post_head("5000"));
+        stalled.push(send_partial(&hub, raw.as_bytes()));
+    }
+    for _ in 0..2 {
+        let raw = "POST /broadcast HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n{\"message\":\"stal";
+        stalled.push(send_partial(&hub, raw.as_bytes()));
+    }
+
+    // Other publishers are answered while every stalled one is still
+    // waiting.
+    let (first, _) = hub.publish(json!({"message": "meanwhile 0"}));
+    assert!(
+        stalled.iter().all(still_pending),
+        "a stalled publisher was cut off before another publish was answered: \
+         the publish waited behind it"
+    );
+    let mut published = vec![first];
+    for i in 1..5 {
+        published.push(hub.publish(json!({"message": format!("meanwhile {i}")})).0);
+    }
+    let received: Vec<String> = subscriber.events(5).into_iter().map(|e| e.data).collect();
+    let expected: Vec<String> = (0..5).map(|i| format!("meanwhile {i}")).collect();
+    assert_eq!(received, expected);
+
+    // Then each stalled one gets 408 or is cut off.
+    for stream in stalled {
+        let got = outcome(stream, GUARD);
+        assert!(
+            matches!(got, Outcome::Replied(408) | Outcome::Closed),
+            "{got:?}"
+        );
+    }
+    assert_eq!(hub.stats()["published"], 5, "a stalled body was published");
+    assert_serving(&hub);
+}
+
+/// A stalled body short enough for tiny_http to read ahead (1 KiB or less,
+/// which is most publishes) is read before the request reaches a worker,
+/// with no deadline: `--body-timeout` should cut it off too.
+#[test]
+fn a_stalled_small_body_is_cut_off_too() {
+    let hub = Hub::start(&["--body-timeout", "1"]);
+    let raw = format!("{}{{\"message\":\"half", post_head("100"));
+    let stream = send_partial(&hub, raw.as_bytes());
+    let got = outcome(stream, Duration::from_secs(6));
+    assert!(
+        matches!(got, Outcome::Replied(408) | Outcome::Closed),
+        "with --body-timeout 1, a 100-byte body stalled halfway: {got:?} after 6 s"
+    );
+    assert_serving(&hub);
+}
+
+#[test]
+fn requests_pipelined_behind_a_stream_are_answered_after_it_ends() {
+    let hub = Hub::start(&[]);
+    let (mut bystander, _) = hub.subscribe_ready("/events");
+
+    let publish = r#"{"message":"pipelined"}"#;
+    let bundle = format!(
+        "GET /events HTTP/1.1\r\nHost: x\r\n\r\n\
+         GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n\
+         POST /broadcast HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{publish}\
+         GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        publish.len()
+    );
+    let mut pipeliner = hub.connect();
+    pipeliner.write_all(bundle.as_bytes()).unwrap();
+
+    // Nobody else waits meanwhile.
+    hub.publish_text("from elsewhere");
+    assert_serving(&hub);
+
+    // The stream opens and is ended, then the rest is answered in order.
+    let mut stream = Subscriber::read_head(BufReader::new(pipeliner));
+    assert_eq!(stream.status, 200);
+    let events = stream.read_to_end();
+    assert_eq!(events.first().map(|e| e.event.as_str()), Some("connection"));
+    assert!(stream.ended());
+    let mut reader = stream.into_reader();
+    let healthz = Reply::read_from(&mut reader).expect("the /healthz reply");
+    assert_eq!((healthz.status, healthz.text().as_str()), (200, "ok"));
+    let published = Reply::read_from(&mut reader).expect("the /broadcast reply");
+    assert_eq!(published.status, 200, "{}", published.text());
+    let stats = Reply::read_from(&mut reader).expect("the /stats reply");
+    assert_eq!(stats.status, 200);
+    assert!(stats.json()["published"].as_u64().is_some());
+
+    let mut got: Vec<String> = bystander.events(2).into_iter().map(|e| e.data).collect();
+    got.sort();
+    assert_eq!(got, ["from elsewhere", "pipelined"]);
+    assert_serving(&hub);
+}
+
+#[test]
+fn a_stream_pipelined_behind_a_stream_takes_over() {
+    let hub = Hub::start(&[]);
+    let mut connection = hub.connect();
+    connection
+        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\nGET /events?channel=b HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = Subscriber::read_head(BufReader::new(connection));
+    assert_eq!(first.status, 200);
+    first.read_to_end();
+    let mut second = Subscriber::read_head(first.into_reader());
+    assert_eq!(second.status, 200);
+    let hello = second.next_event();
+    assert_eq!(hello.json()["channels"], json!(["b"]));
+    hub.wait_for_clients(1);
+    hub.publish(json!({"message": "to b", "channel": "b"}));
+    assert_eq!(second.next_event().data, "to b");
+    assert_serving(&hub);
+}
+
+/// Publishes pipelined on one keep-alive connection are answered in order,
+/// and published in that order too: one publisher's messages must not
+/// overtake each other.
+#[test]
+fn pipelined_publishes_are_answered_and_published_in_order() {
+    let hub = Hub::start(&[]);
+    let (mut subscriber, _) = hub.subscribe_ready("/events");
+    for round in 0..5 {
+        let texts: Vec<String> = (0..20).map(|i| format!("{round}-{i}")).collect();
+        let mut raw = String::new();
+        for text in &texts {
+            let body = json!({ "message": text }).to_string();
+            raw.push_str(&post_head(&body.len().to_string()));
+            raw.push_str(&body);
+        }
+        let mut connection = hub.connect();
+        connection.write_all(raw.as_bytes()).unwrap();
+        let mut reader = BufReader::new(connection);
+        let ids: Vec<String> = texts
+            .iter()
+            .map(|text| {
+                let reply = Reply::read_from(&mut reader)
+                    .unwrap_or_else(|| panic!("no reply to publish {text}"));
+                assert_eq!(reply.status, 200, "{text}: {}", reply.text());
+                reply.json()["id"].as_str().expect("an id").to_owned()
+            })
+            .collect();
+        let received: Vec<String> = subscriber.events(20).into_iter().map(|e| e.data).collect();
+        let ordered = ids.windows(2).all(|w| id_order(&w[0]) < id_order(&w[1]));
+        assert!(
+            ordered && received == texts,
+            "round {round}: pipelined publishes were reordered\n\
+             IDs in request order: {ids:?}\nreceived: {received:?}"
+        );
+    }
+    assert_serving(&hub);
+}
+
+#[test]
+fn static_files_never_leave_their_folder() {
+    let base = std::env::temp_dir().join(format!("sse-hub-hostile-{}", std::process::id()));
+    let root = base.join("www");
+    std::fs::create_dir_all(root.join("sub")).unwrap();
+    std::fs::write(root.join("index.html"), "INDEX PAGE").unwrap();
+    std::fs::write(root.join("sub").join("ok.txt"), "fine").unwrap();
+    let secret = base.join("secret.txt");
+    std::fs::write(&secret, "TOP SECRET").unwrap();
+    let _ = std::fs::remove_file(root.join("link.txt"));
+    std::os::unix::fs::symlink(&secret, root.join("link.txt")).unwrap();
+    let secret_abs = secret.to_str().unwrap().to_owned();
+
+    let hub = Hub::start(&["--static", root.to_str().unwrap()]);
+    assert_eq!(hub.get("/").text(), "INDEX PAGE");
+    assert_eq!(hub.get("/sub/ok.txt").text(), "fine");
+
+    let mut attempts: Vec<String> = [
+        "/..",
+        "/../",
+        "/../secret.txt",
+        "/./../secret.txt",
+        "/sub/../../secret.txt",
+        "/index.html/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E%2Fsecret.txt",
+        "/..%2fsecret.txt",
+        "/.%2e/secret.txt",
+        "/%2e%2e%5csecret.txt",
+        "/..\\secret.txt",
+        "/\\..\\secret.txt",
+        "/sub\\..\\..\\secret.txt",
+        "/%5c..%5csecret.txt",
+        "/%252e%252e/secret.txt",
+        "/%c0%ae%c0%ae/secret.txt",
+        "/....//secret.txt",
+        "/link.txt",
+        "/secret.txt",
+        "//etc/passwd",
+        "/%2fetc%2fpasswd",
+        "/etc/passwd",
+        "/../../../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/index.html%00.txt",
+        "/sub/ok.txt%00",
+        "http://x/../secret.txt",
+        "*",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    attempts.push(format!("/{secret_abs}"));
+    attempts.push(format!("/%2f{}", &secret_abs[1..]));
+    attempts.push(secret_abs.clone());
+    attempts.push(format!("/{}", secret_abs.replace('/', "%2f")));
+
+    for path in &attempts {
+        let reply = hub.request("GET", path, &[], b"");
+        assert!(
+            matches!(reply.status, 400 | 404),
+            "GET {path}: {}",
+            reply.status
+        );
+        let body = reply.text();
+        assert!(
+            !body.contains("TOP SECRET") && !body.contains("root:"),
+            "GET {path} served {body}"
+        );
+    }
+    drop(hub);
+    std::fs::remove_dir_all(&base).unwrap();
+
+    // The built-in copy is just as closed.
+    let hub = Hub::start(&[]);
+    for path in &attempts {
+        let reply = hub.request("GET", path, &[], b"");
+        assert!(
+            matches!(reply.status, 400 | 404),
+            "GET {path}: {}",
+            reply.status
+        );
+        assert!(!reply.text().contains("root:"), "GET {path}");
+    }
+    assert_serving(&hub);
+}
+
+#[test]
+fn idle_and_half_sent_connections_hold_up_no_one() {
+    let hub = Hub::start(&[]);
+    let (mut subscriber, _) = hub.subscribe_ready("/events");
+    let mut idle: Vec<TcpStream> = (0..40).map(|_| hub.connect()).collect();
+    for i in 0..20 {
+        let half = format!("GET /healthz HTTP/1.1\r\nHost: x\r\nX-{i}: ");
+        idle.push(send_partial(&hub, half.as_bytes()));
+    }
+    for i in 0..5 {
+        hub.publish_text(&format!("through {i}"));
+        assert_eq!(subscriber.next_event().data, format!("through {i}"));
+    }
+    assert_serving(&hub);
+    assert!(idle.iter().all(still_pending));
+    drop(idle);
+    assert_serving(&hub);
+}
+
+/// Each connection gets its own thread in tiny_http. Connections that arrive
+/// together, and stay open, must each get one: a connection left waiting
+/// for a thread to come free waits as long as the others stay open (event
+/// streams stay open for hours).
+#[test]
+fn a_burst_of_connections_that_stay_open_is_served_in_full() {
+    let hub = Hub::start(&[]);
+    for round in 0..20 {
+        // From four threads at once, 100 in all.
+        let connections: Vec<TcpStream> = thread::scope(|scope| {
+            let openers: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        (0..25)
+                            .map(|_| {
+                                send_partial(&hub, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            openers
+                .into_iter()
+                .flat_map(|opener| opener.join().expect("an opener"))
+                .collect()
+        });
+        // One hang guard for the whole batch, not one per connection.
+        let guard = Instant::now() + Duration::from_secs(10);
+        let unanswered = connections
+            .into_iter()
+            .map(|stream| {
+                let left = guard.saturating_duration_since(Instant::now());
+                stream
+                    .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                    .unwrap();
+                Reply::read_from(&mut BufReader::new(stream))
+            })
+            .filter(Option::is_none)
+            .count();
+        assert_eq!(
+            unanswered, 0,
+            "round {round}: {unanswered} of 100 keep-alive requests got no answer"
+        );
+    }
+    assert_serving(&hub);
+}
+
+#[test]
+fn more_stalled_publishers_than_workers_hold_up_no_one() {
+    let hub = Hub::start(&["--body-timeout", "1"]);
+    assert_serving(&hub);
+    let stalled: Vec<TcpStream> = (0..80)
+        .map(|i| {
+            let raw = format!("{}{{\"message\":\"stalled {i}", post_head("5000"));
+            send_partial(&hub, raw.as_bytes())
+        })
+        .collect();
+    let healthz = hub.get("/healthz");
+    let published = hub.post(r#"{"message":"meanwhile"}"#);
+    let pending = stalled.iter().filter(|s| still_pending(s)).count();
+    assert!(
+        pending == stalled.len(),
+        "only {pending} of {} stalled publishers were still waiting when /healthz \
+         ({}) and a publish ({}) were answered: they waited behind the stalled ones",
+        stalled.len(),
+        healthz.status,
+        published.status
+    );
+    for stream in stalled {
+        let got = outcome(stream, GUARD);
+        assert!(
+            matches!(got, Outcome::Replied(408) | Outcome::Closed),
+            "{got:?}"
+        );
+    }
+    assert_serving(&hub);
+}
+
+#[test]
+fn connections_cut_mid_request_cost_nothing() {
+    let hub = Hub::start(&["--heartbeat", "1", "--body-timeout", "2"]);
+    assert_serving(&hub);
+    hub.wait_for_clients(0);
+    let baseline = open_fds(&hub);
+    let body = r#"{"message":"never finished"}"#;
+    let partials: Vec<String> = vec![
+        "G".to_owned(),
+        "GET /events HTT".to_owned(),
+        "GET /events HTTP/1.1\r\nHost: x\r\n".to_owned(),
+        "GET /events HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        "GET /events?channel=a HTTP/1.0\r\n\r\n".to_owned(),
+        "GET /stats HTTP/1.1\r\nHost: x\r\n\r\n".to_owned(),
+        format!("{}{}", post_head(&body.len().to_string()), &body[..10]),
+        format!("{}{}", post_head("5000"), &body[..10]),
+        "POST /broadcast HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n{\"mes".to_owned(),
+        format!("{}{}", post_head("100000000000000"), body),
+    ];
+    for round in 0..20 {
+        for (i, partial) in partials.iter().enumerate() {
+            let stream = send_partial(&hub, partial.as_bytes());
+            if (round + i) % 2 == 0 {
+                // An abortive close: RST instead of FIN.
+                SockRef::from(&stream)
+                    .set_linger(Some(Duration::ZERO))
+                    .unwrap();
+            }
+            drop(stream);
+        }
+    }
+    assert_serving(&hub);
+    hub.wait_for_clients(0);
+    let fds = settle_fds(&hub, baseline + 4, GUARD);
+    assert!(fds <= baseline + 4, "{fds} descriptors, {baseline} before");
+    assert_eq!(
+        hub.stats()["published"],
+        2,
+        "only the round trips published"
+    );
+    assert_serving(&hub);
+}
+
+#[test]
+fn a_subscriber_that_stops_reading_is_dropped_and_no_one_waits_for_it() {
+    let hub = Hub::start(&["--queue", "4", "--heartbeat", "0", "--write-timeout", "60"]);
+    let (slow, _) = hub.subscribe_ready("/events");
+    SockRef::from(slow.socket())
+        .set_recv_buffer_size(64 * 1024)
+        .unwrap();
+    let (mut fast, _) = hub.subscribe_ready("/events");
+    let reader = thread::spawn(move || {
+        let mut ids = Vec::new();
+        loop {
+            let event = fast.next_event();
+            if event.data == "end" {
+                return ids;
+            }
+            ids.push(event.id().to_owned());
+        }
+    });
+
+    // Fill the slow one's socket and queue with large messages. Every
+    // publish is answered (a blocked hub would leave one hanging).
+    let filler = "x".repeat(32 * 1024);
+    let mut published = Vec::new();
+    loop {
+        let (id, _) = hub.publish(json!({ "message": format!("{} {filler}", published.len()) }));
+        published.push(id);
+        if published.len() % 8 == 0 && hub.stats()["dropped_slow"] == 1 {
+            break;
+        }
+        assert!(
+            published.len() < 4000,
+            "128 MB published and the reader that stopped was never dropped"
+        );
+    }
+    // Dropped, and publishing carries on.
+    for _ in 0..10 {
+        published.push(hub.publish_text("after the drop"));
+    }
+    hub.publish_text("end");
+    let fast_ids = reader.join().expect("the fast subscriber");
+    assert_eq!(
+        fast_ids, published,
+        "the reading subscriber missed messages"
+    );
+
+    // The slow one, once it reads again, gets what was queued for it, in
+    // order, and then its stream ends.
+    let mut slow = slow;
+    let slow_ids: Vec<String> = slow
+        .read_to_end()
+        .iter()
+        .map(|e| e.id().to_owned())
+        .collect();
+    assert!(slow.ended());
+    assert!(
+        published.starts_with(&slow_ids),
+        "the dropped subscriber got a gap or a reordering"
+    );
+    assert!(slow_ids.len() < published.len());
+    let stats = hub.wait_for_stats("clients == 1", |s| s["clients"] == 1);
+    assert_eq!(stats["dropped_slow"], 1);
+    assert_serving(&hub);
+}
