@@ -124,3 +124,131 @@ mod tests {
         ));
     }
 }
+
+/// Property tests: names are accepted exactly by the documented rule, and a
+/// subscriber's list of names is checked the way the SPEC says, whatever it
+/// holds.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::sse::properties::{fuzz, tricky_text};
+
+    /// The documented rule, written out independently of the code.
+    fn name_is_valid(name: &str) -> bool {
+        (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+    }
+
+    fn names() -> impl Strategy<Value = String> {
+        prop_oneof![
+            tricky_text(),
+            "[A-Za-z0-9._:/-]{0,3}",
+            "[A-Za-z0-9._:/-]{62,66}",
+            "[A-Za-z0-9._:/ ?&=%#-]{1,8}",
+            (0usize..4).prop_map(|n| format!("c{n}")),
+        ]
+    }
+
+    fn a_name_is_checked(name: String) -> Result<(), TestCaseError> {
+        match Channel::new(&name) {
+            Ok(channel) => {
+                prop_assert!(name_is_valid(&name), "accepted {name:?}");
+                prop_assert_eq!(channel.as_str(), name.as_str());
+            }
+            Err(e) => {
+                prop_assert!(!name_is_valid(&name), "refused {name:?}: {e}");
+                prop_assert!(matches!(e, Error::InvalidChannel(_)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Lists with many repeats, around the limit of 32 distinct names, and
+    /// now and then a bad name.
+    fn name_lists() -> impl Strategy<Value = Vec<String>> {
+        let name = prop_oneof![
+            20 => (0usize..40).prop_map(|n| format!("c{n}")),
+            1 => names(),
+        ];
+        prop::collection::vec(name, 0..80)
+    }
+
+    /// What `channel_set` must give, written out from the SPEC: the first
+    /// bad name is an error; repeats count once; more than 32 distinct names
+    /// is an error.
+    fn expected_set(names: &[String]) -> Result<Vec<String>, &'static str> {
+        let mut set: Vec<String> = Vec::new();
+        for name in names {
+            if !name_is_valid(name) {
+                return Err("invalid");
+            }
+            if set.contains(name) {
+                continue;
+            }
+            if set.len() == MAX_CHANNELS_PER_SUBSCRIBER {
+                return Err("too many");
+            }
+            set.push(name.clone());
+        }
+        Ok(set)
+    }
+
+    fn a_list_is_checked(names: Vec<String>) -> Result<(), TestCaseError> {
+        let got = match channel_set(names.iter().map(String::as_str)) {
+            Ok(set) => Ok(set.iter().map(|c| c.as_str().to_owned()).collect()),
+            Err(Error::InvalidChannel(_)) => Err("invalid"),
+            Err(Error::TooManyChannels) => Err("too many"),
+            Err(other) => panic!("unexpected error {other}"),
+        };
+        prop_assert_eq!(got, expected_set(&names));
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn channel_names_follow_the_rule(name in names()) {
+            a_name_is_checked(name)?;
+        }
+
+        #[test]
+        fn channel_lists_are_checked_as_documented(names in name_lists()) {
+            a_list_is_checked(names)?;
+        }
+
+        /// The `/events` query as the route reads it: percent-decoded,
+        /// repeatable `channel=`, other keys ignored.
+        #[test]
+        fn a_percent_encoded_query_decodes_to_the_names(
+            names in prop::collection::vec(names(), 0..6),
+            noise in prop::collection::vec(("[a-zA-Z]{1,6}", tricky_text()), 0..3),
+        ) {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            for (key, value) in &noise {
+                if key != "channel" {
+                    query.append_pair(key, value);
+                }
+            }
+            for name in &names {
+                query.append_pair("channel", name);
+            }
+            let query = query.finish();
+            let decoded: Vec<String> = form_urlencoded::parse(query.as_bytes())
+                .filter(|(key, _)| key == "channel")
+                .map(|(_, value)| value.into_owned())
+                .collect();
+            prop_assert_eq!(&decoded, &names);
+            a_list_is_checked(decoded)?;
+        }
+    }
+
+    #[test]
+    #[ignore = "fuzz pass, about 12 s: CI runs it with --include-ignored"]
+    fn fuzz_pass() {
+        fuzz("channel: names", names(), a_name_is_checked);
+        fuzz("channel: lists", name_lists(), a_list_is_checked);
+    }
+}

@@ -169,3 +169,87 @@ mod tests {
         assert_eq!(clock.next(), EventId::new(future.ms(), 7));
     }
 }
+
+/// Property tests: every ID reads back from its text, and no string makes
+/// the parser panic or accept anything but `<digits>-<digits>`.
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::sse::properties::{fuzz, tricky_text};
+
+    fn id_texts() -> impl Strategy<Value = String> {
+        prop_oneof![
+            tricky_text(),
+            "[0-9]{1,22}-[0-9]{1,22}",
+            "[-+ 0-9a]{0,12}",
+            "0*[0-9]{0,3}-0*[0-9]{0,3}",
+            (any::<u64>(), any::<u64>()).prop_map(|(ms, seq)| format!("{ms}-{seq}")),
+        ]
+    }
+
+    /// The value of a run of ASCII digits, if it fits a `u64`; written out
+    /// independently of the parser.
+    fn decimal(digits: &str) -> Option<u64> {
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let significant = digits.trim_start_matches('0');
+        if significant.is_empty() {
+            return Some(0);
+        }
+        if significant.len() > 20 {
+            return None;
+        }
+        u64::try_from(significant.parse::<u128>().ok()?).ok()
+    }
+
+    fn a_text_parses_by_the_rule(text: String) -> Result<(), TestCaseError> {
+        let expected = text
+            .split_once('-')
+            .and_then(|(ms, seq)| Some(EventId::new(decimal(ms)?, decimal(seq)?)));
+        let parsed = text.parse::<EventId>().ok();
+        prop_assert_eq!(parsed, expected, "{:?}", text);
+        if let Some(id) = parsed {
+            prop_assert_eq!(id.to_string().parse::<EventId>(), Ok(id));
+        }
+        Ok(())
+    }
+
+    fn an_id_reads_back((ms, seq): (u64, u64)) -> Result<(), TestCaseError> {
+        let id = EventId::new(ms, seq);
+        let text = id.to_string();
+        prop_assert_eq!(text.parse::<EventId>(), Ok(id));
+        prop_assert_eq!(text, format!("{ms}-{seq}"));
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn every_id_reads_back_from_its_text(parts in (any::<u64>(), any::<u64>())) {
+            an_id_reads_back(parts)?;
+        }
+
+        #[test]
+        fn any_text_parses_by_the_rule_and_never_panics(text in id_texts()) {
+            a_text_parses_by_the_rule(text)?;
+        }
+
+        #[test]
+        fn ids_order_as_their_parts(a in (any::<u64>(), any::<u64>()), b in (any::<u64>(), any::<u64>())) {
+            prop_assert_eq!(EventId::new(a.0, a.1).cmp(&EventId::new(b.0, b.1)), a.cmp(&b));
+        }
+    }
+
+    #[test]
+    #[ignore = "fuzz pass, about 12 s: CI runs it with --include-ignored"]
+    fn fuzz_pass() {
+        fuzz(
+            "event_id: read back",
+            (any::<u64>(), any::<u64>()),
+            an_id_reads_back,
+        );
+        fuzz("event_id: any text", id_texts(), a_text_parses_by_the_rule);
+    }
+}

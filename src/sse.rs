@@ -306,3 +306,251 @@ mod tests {
         assert!(EventName::new(&"x".repeat(65)).is_err());
     }
 }
+
+/// Property tests: whatever the text, an encoded event reads back, through a
+/// WHATWG parser, as exactly that event. Also the shared pieces of the other
+/// modules' property tests: the parser, tricky text, and the time-boxed fuzz
+/// pass that CI runs with `--include-ignored`.
+#[cfg(test)]
+pub(crate) mod properties {
+    use std::fmt::Debug;
+    use std::time::{Duration, Instant};
+
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::*;
+
+    /// How long each property of the fuzz pass runs: 6 seconds, so that the
+    /// eight of them, two at a time, take about 25 s in a debug build; or
+    /// `FUZZ_SECONDS` from the environment, for a longer run by hand.
+    fn fuzz_budget() -> Duration {
+        let seconds = std::env::var("FUZZ_SECONDS")
+            .ok()
+            .and_then(|s| s.parse().ok());
+        Duration::from_secs(seconds.unwrap_or(6))
+    }
+
+    /// Runs `test` on inputs from `strategy` in batches until the fuzz
+    /// budget has passed, each batch from a new random seed. A failure
+    /// panics with the smallest failing input proptest could shrink to.
+    pub(crate) fn fuzz<S>(
+        name: &str,
+        strategy: S,
+        test: impl Fn(S::Value) -> Result<(), TestCaseError>,
+    ) where
+        S: Strategy,
+        S::Value: Debug,
+    {
+        let (start, budget) = (Instant::now(), fuzz_budget());
+        let mut cases = 0;
+        while start.elapsed() < budget {
+            let config = Config {
+                cases: 256,
+                failure_persistence: None,
+                ..Config::default()
+            };
+            if let Err(failure) = TestRunner::new(config).run(&strategy, &test) {
+                panic!("{name}, after {cases} passing cases: {failure}");
+            }
+            cases += 256;
+        }
+        eprintln!("{name}: {cases} cases");
+    }
+
+    /// Text that goes for the edges: line breaks of every kind, NUL, field
+    /// names, colons and spaces, multi-byte characters; or anything at all.
+    pub(crate) fn tricky_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("\r"),
+            Just("\n"),
+            Just("\r\n"),
+            Just("\n\r"),
+            Just("\0"),
+            Just(":"),
+            Just(" "),
+            Just("data: x"),
+            Just("id: 1-1"),
+            Just("event: e"),
+            Just("retry: 1"),
+            Just("a"),
+            Just("é"),
+            Just("🎉"),
+            Just("\u{feff}"),
+            Just("\u{2028}"),
+        ];
+        prop_oneof![
+            prop::collection::vec(piece, 0..24).prop_map(|pieces| pieces.concat()),
+            any::<String>(),
+        ]
+    }
+
+    /// One event as an `EventSource` dispatches it.
+    #[derive(Clone, Debug, PartialEq, Eq)]
+    pub(crate) struct Dispatched {
+        pub(crate) event_type: String,
+        pub(crate) data: String,
+        pub(crate) last_event_id: String,
+    }
+
+    /// Parses a stream the way the WHATWG HTML standard says a browser does
+    /// ("Interpreting an event stream"), independently of the encoder.
+    pub(crate) fn dispatch(stream: &[u8]) -> Vec<Dispatched> {
+        let text = String::from_utf8(stream.to_vec()).expect("the stream is UTF-8");
+        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+        let mut lines = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find(['\r', '\n']) {
+            lines.push(&rest[..at]);
+            let crlf = rest[at..].starts_with("\r\n");
+            rest = &rest[at + if crlf { 2 } else { 1 }..];
+        }
+        // A last line without its end is never processed.
+        let (mut data, mut event_type, mut last_event_id) =
+            (String::new(), String::new(), String::new());
+        let mut dispatched = Vec::new();
+        for line in lines {
+            if line.is_empty() {
+                if data.is_empty() {
+                    event_type.clear();
+                    continue;
+                }
+                data.pop();
+                dispatched.push(Dispatched {
+                    event_type: if event_type.is_empty() {
+                        "message".to_owned()
+                    } else {
+                        std::mem::take(&mut event_type)
+                    },
+                    data: std::mem::take(&mut data),
+                    last_event_id: last_event_id.clone(),
+                });
+                event_type.clear();
+                continue;
+            }
+            if line.starts_with(':') {
+                continue;
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+                None => (line, ""),
+            };
+            match field {
+                "event" => event_type = value.to_owned(),
+                "data" => {
+                    data.push_str(value);
+                    data.push('\n');
+                }
+                "id" if !value.contains('\0') => last_event_id = value.to_owned(),
+                _ => {}
+            }
+        }
+        dispatched
+    }
+
+    /// What a client can receive of `data`: every line break as LF.
+    pub(crate) fn as_received(data: &str) -> String {
+        data.replace("\r\n", "\n").replace('\r', "\n")
+    }
+
+    /// The rule for event names, written out independently of the code.
+    fn name_is_valid(name: &str) -> bool {
+        (1..=64).contains(&name.len())
+            && !name.contains(['\r', '\n', '\0'])
+            && name != "connection"
+            && name != "gap"
+    }
+
+    fn names() -> impl Strategy<Value = String> {
+        prop_oneof![
+            tricky_text(),
+            "[a-z]{0,3}",
+            "[a-zA-Z0-9:._ -]{60,68}",
+            (30usize..35).prop_map(|n| "é".repeat(n)),
+            Just("connection".to_owned()),
+            Just("gap".to_owned()),
+            Just("Connection".to_owned()),
+        ]
+    }
+
+    fn a_name_is_checked(name: String) -> Result<(), TestCaseError> {
+        match EventName::new(&name) {
+            Ok(checked) => {
+                prop_assert!(name_is_valid(&name), "accepted {name:?}");
+                prop_assert_eq!(checked.as_str(), name.as_str());
+            }
+            Err(e) => {
+                prop_assert!(!name_is_valid(&name), "refused {name:?}: {e}");
+                prop_assert!(matches!(e, Error::InvalidEventName(_)));
+            }
+        }
+        Ok(())
+    }
+
+    fn valid_name() -> impl Strategy<Value = Option<String>> {
+        prop::option::of(names().prop_filter("a valid name", |n| name_is_valid(n)))
+    }
+
+    fn ids() -> impl Strategy<Value = Option<EventId>> {
+        prop::option::of((any::<u64>(), any::<u64>()).prop_map(|(ms, seq)| EventId::new(ms, seq)))
+    }
+
+    /// The encoder's promise: one event, no CR on the wire, and a client
+    /// reads back the data with line breaks as LF, the name and the ID.
+    fn an_event_reads_back(
+        (data, name, id): (String, Option<String>, Option<EventId>),
+    ) -> Result<(), TestCaseError> {
+        let mut event = Event::new(data.clone());
+        if let Some(name) = &name {
+            event = event.with_name(name).expect("a valid name");
+        }
+        let frame = event.frame(id);
+        prop_assert!(!frame.contains(&b'\r'), "a CR reached the wire");
+        prop_assert!(frame.ends_with(b"\n\n"));
+        let expected = Dispatched {
+            event_type: name.unwrap_or_else(|| "message".to_owned()),
+            data: as_received(&data),
+            last_event_id: id.map(|id| id.to_string()).unwrap_or_default(),
+        };
+        prop_assert_eq!(dispatch(&frame), vec![expected]);
+        // A body without the ID line is an event of its own as well.
+        prop_assert_eq!(dispatch(&event.encode_body()).len(), 1);
+        Ok(())
+    }
+
+    fn events() -> impl Strategy<Value = (String, Option<String>, Option<EventId>)> {
+        (tricky_text(), valid_name(), ids())
+    }
+
+    proptest! {
+        #[test]
+        fn encoded_events_read_back_with_line_breaks_as_lf(event in events()) {
+            an_event_reads_back(event)?;
+        }
+
+        #[test]
+        fn event_names_follow_the_rule(name in names()) {
+            a_name_is_checked(name)?;
+        }
+
+        #[test]
+        fn back_to_back_frames_read_back_as_as_many_events(
+            datas in prop::collection::vec(tricky_text(), 1..6)
+        ) {
+            let stream: Vec<u8> = datas
+                .iter()
+                .flat_map(|data| Event::new(data.clone()).encode_body())
+                .collect();
+            let received: Vec<String> = dispatch(&stream).into_iter().map(|e| e.data).collect();
+            let expected: Vec<String> = datas.iter().map(|d| as_received(d)).collect();
+            prop_assert_eq!(received, expected);
+        }
+    }
+
+    #[test]
+    #[ignore = "fuzz pass, about 12 s: CI runs it with --include-ignored"]
+    fn fuzz_pass() {
+        fuzz("sse: encode and read back", events(), an_event_reads_back);
+        fuzz("sse: event names", names(), a_name_is_checked);
+    }
+}
