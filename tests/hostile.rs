@@ -836,3 +836,222 @@ fn a_subscriber_that_stops_reading_is_dropped_and_no_one_waits_for_it() {
     assert_eq!(stats["dropped_slow"], 1);
     assert_serving(&hub);
 }
+
+/// A `Content-Length` that is not one decimal number (too large for any
+/// integer, signed, not digits, two that disagree) makes the body's end
+/// unknowable. RFC 9112 (6.3) says: answer 400 and close the connection.
+/// Taking it as "no body" instead lets the body be read as a request of its
+/// own, which a proxy in front would not have seen (request smuggling).
+#[test]
+fn an_invalid_content_length_closes_the_connection() {
+    let hub = Hub::start(&[]);
+    let smuggled = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    for lengths in [
+        vec!["100000000000000000000"],
+        vec!["-1"],
+        vec!["+34"],
+        vec!["3 4"],
+        vec!["0x22"],
+        vec!["34", "0"],
+    ] {
+        let mut raw = String::from("POST /broadcast HTTP/1.1\r\nHost: x\r\n");
+        for length in &lengths {
+            raw.push_str(&format!("Content-Length: {length}\r\n"));
+        }
+        raw.push_str("\r\n");
+        raw.push_str(smuggled);
+        let stream = send_partial(&hub, raw.as_bytes());
+        stream
+            .set_read_timeout(Some(Duration::from_secs(3)))
+            .unwrap();
+        let mut reader = BufReader::new(stream);
+        let first = Reply::read_from(&mut reader).map(|r| r.status);
+        let second = Reply::read_from(&mut reader).map(|r| r.status);
+        assert_eq!(
+            (first, second),
+            (Some(400), None),
+            "Content-Length {lengths:?}: the second reply answers the body \
+             taken for a request"
+        );
+    }
+    assert_eq!(hub.stats()["published"], 0);
+    assert_serving(&hub);
+}
+
+/// Any `/events` query: a stream whose `connection` event lists the
+/// channels asked for (repeats once, in order), or 400 when a name is bad or
+/// there are more than 32; never anything else, never a hang.
+#[test]
+fn any_subscribe_query_gets_a_stream_or_400() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+
+    let hub = Hub::start(&["--heartbeat", "1"]);
+    let value = prop_oneof![
+        8 => (0..40usize).prop_map(|n| format!("c{n}")),
+        1 => "[A-Za-z0-9._:/-]{60,66}",
+        1 => "\\PC{0,8}",
+        1 => "[ -~]{0,6}",
+    ];
+    let key = prop_oneof![
+        6 => Just("channel".to_owned()),
+        1 => Just("lastEventId".to_owned()),
+        1 => "[a-zA-Z]{1,5}",
+    ];
+    // At most about 4 KB of query: well inside the 8 KiB request line.
+    let queries = prop::collection::vec((key, value), 0..40);
+    let valid = |name: &str| {
+        (1..=64).contains(&name.len())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c))
+    };
+    let config = Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new(config)
+        .run(&queries, |pairs| {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            let mut channels: Vec<&str> = Vec::new();
+            let mut ok = true;
+            for (key, value) in &pairs {
+                query.append_pair(key, value);
+                if key == "channel" {
+                    ok &= valid(value);
+                    if !channels.contains(&value.as_str()) {
+                        channels.push(value);
+                    }
+                }
+            }
+            ok &= channels.len() <= 32;
+            let path = format!("/events?{}", query.finish());
+            let mut subscriber = hub.subscribe(&path);
+            if ok {
+                prop_assert_eq!(subscriber.status, 200, "{}", path);
+                let hello = subscriber.next_event();
+                prop_assert_eq!(&hello.event, "connection");
+                prop_assert_eq!(&hello.json()["channels"], &json!(channels), "{}", path);
+            } else {
+                prop_assert_eq!(subscriber.status, 400, "{}", path);
+                prop_assert!(subscriber.error_body.contains("\"error\""));
+            }
+            subscriber.close();
+            Ok(())
+        })
+        .unwrap_or_else(|failure| panic!("{failure}"));
+    assert_serving(&hub);
+}
+
+/// Any publish body over HTTP: 200 and delivered exactly (to the channel's
+/// members, every line break as LF), or 400 and published nowhere.
+#[test]
+fn any_publish_body_is_delivered_exactly_or_refused() {
+    use proptest::prelude::*;
+    use proptest::test_runner::{Config, TestRunner};
+    use serde_json::Value;
+    use std::cell::{Cell, RefCell};
+
+    let hub = Hub::start(&[]);
+    let (mut member, _) = hub.subscribe_ready("/events?channel=a");
+
+    let text = prop_oneof![
+        any::<String>(),
+        prop::collection::vec(
+            prop_oneof![
+                Just("\r"),
+                Just("\n"),
+                Just("\r\n"),
+                Just("\0"),
+                Just("data: x"),
+                Just(" "),
+                Just("é"),
+            ],
+            0..10
+        )
+        .prop_map(|pieces| pieces.concat()),
+    ];
+    let message = prop_oneof![
+        3 => text.clone().prop_map(Value::String),
+        1 => any::<i64>().prop_map(Value::from),
+        1 => Just(json!(null)),
+        1 => (text.clone(), any::<f64>().prop_filter("finite", |f| f.is_finite()))
+            .prop_map(|(key, x)| json!({ "z": [x, key], "a": {"b": true} })),
+    ];
+    let event = prop_oneof![
+        Just(None),
+        Just(Some(json!("update"))),
+        Just(Some(json!("gap"))),
+        Just(Some(json!("a\nb"))),
+        Just(Some(json!(5))),
+    ];
+    let channel = prop_oneof![
+        Just(None),
+        Just(Some(json!("a"))),
+        Just(Some(json!("elsewhere"))),
+        Just(Some(json!("no spaces"))),
+        Just(Some(json!(null))),
+    ];
+    let bodies = (prop::option::of(message), event, channel);
+
+    // What the member must receive, and how many publishes were accepted.
+    let delivered: RefCell<Vec<(String, String)>> = RefCell::default();
+    let published = Cell::new(0);
+    let config = Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    };
+    TestRunner::new(config)
+        .run(&bodies, |(message, event, channel)| {
+            let mut body = serde_json::Map::new();
+            if let Some(message) = &message {
+                body.insert("message".into(), message.clone());
+            }
+            if let Some(event) = &event {
+                body.insert("event".into(), event.clone());
+            }
+            if let Some(channel) = &channel {
+                body.insert("channel".into(), channel.clone());
+            }
+            let body = Value::Object(body).to_string();
+            let valid = message.is_some()
+                && (event.is_none() || event == Some(json!("update")))
+                && matches!(&channel, None | Some(Value::Null) | Some(Value::String(_)))
+                && channel != Some(json!("no spaces"));
+            let reply = hub.post(&body);
+            if !valid {
+                prop_assert_eq!(reply.status, 400, "{}", body);
+                return Ok(());
+            }
+            prop_assert_eq!(reply.status, 200, "{}: {}", body, reply.text());
+            published.set(published.get() + 1);
+            if matches!(&channel, None | Some(Value::Null)) || channel == Some(json!("a")) {
+                let data = match message.unwrap() {
+                    Value::String(text) => text.replace("\r\n", "\n").replace('\r', "\n"),
+                    other => other.to_string(),
+                };
+                let name = match event {
+                    Some(Value::String(name)) => name,
+                    _ => "message".to_owned(),
+                };
+                delivered.borrow_mut().push((name, data));
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|failure| panic!("{failure}"));
+
+    assert_eq!(hub.stats()["published"], published.get());
+    hub.publish_text("the end");
+    let mut received = Vec::new();
+    loop {
+        let event = member.next_event();
+        if event.data == "the end" {
+            break;
+        }
+        received.push((event.event, event.data));
+    }
+    assert_eq!(received, delivered.into_inner());
+    assert_serving(&hub);
+}
