@@ -1,0 +1,347 @@
+//! Publishers: a few threads, each with one keep-alive HTTP/1.1 connection,
+//! sending `POST`s one after the other (request, then wait for the reply).
+//!
+//! Each message is stamped `<seq> <send_ns> <padding>` just before its
+//! request is written, so a subscriber's receive time minus the stamp is the
+//! whole publish-to-delivery latency. Publisher `t` of `k` sends the
+//! sequence numbers `t, t + k, t + 2k, ...`: the server keeps the order of
+//! one connection's requests, so a subscriber can check order per publisher.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::measure::Histogram;
+
+/// How a message becomes a request body.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyFormat {
+    /// `{"message":"<text>"}` (sse-hub, the Node peer).
+    Json,
+    /// The text itself (nchan).
+    Raw,
+}
+
+/// Where and how to publish.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub path: String,
+    pub format: BodyFormat,
+}
+
+/// What to publish.
+#[derive(Clone, Copy, Debug)]
+pub struct Plan {
+    /// Messages in all; `u64::MAX` publishes until `until`.
+    pub messages: u64,
+    /// Messages per second over all publishers; 0 = as fast as replies come.
+    pub rate: f64,
+    /// Length of the message text, stamp included.
+    pub size: usize,
+    pub publishers: usize,
+    /// Nothing is sent after this instant.
+    pub until: Instant,
+}
+
+/// What the publishers did.
+#[derive(Clone, Default)]
+pub struct Report {
+    /// Replies with a 2xx status.
+    pub ok: u64,
+    /// Failed requests (connection errors, non-2xx replies).
+    pub errors: u64,
+    /// The first few errors, for the human-readable report.
+    pub error_samples: Vec<String>,
+    /// Send time of the first and last request, since the clock's origin.
+    pub first_send_ns: u64,
+    pub last_send_ns: u64,
+    /// Request-to-reply time.
+    pub round_trip: Histogram,
+}
+
+/// How long a publisher waits for a reply before it gives up on it.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs the publishers to the end of the plan (or until `stop`), and
+/// returns what they did. `origin` is the clock stamps count from.
+pub fn run(target: &Target, plan: Plan, origin: Instant, stop: &Arc<AtomicBool>) -> Report {
+    let start_ns = origin.elapsed().as_nanos() as u64;
+    let threads: Vec<_> = (0..plan.publishers)
+        .map(|index| {
+            let target = target.clone();
+            let stop = Arc::clone(stop);
+            thread::Builder::new()
+                .name(format!("publisher-{index}"))
+                .spawn(move || publisher(&target, plan, index as u64, origin, start_ns, &stop))
+                .expect("cannot start a publisher thread")
+        })
+        .collect();
+    let mut total = Report {
+        first_send_ns: u64::MAX,
+        ..Report::default()
+    };
+    for thread in threads {
+        let one = thread.join().expect("a publisher thread panicked");
+        total.ok += one.ok;
+        total.errors += one.errors;
+        total
+            .error_samples
+            .extend(one.error_samples.into_iter().take(3));
+        total.first_send_ns = total.first_send_ns.min(one.first_send_ns);
+        total.last_send_ns = total.last_send_ns.max(one.last_send_ns);
+        total.round_trip.merge(&one.round_trip);
+    }
+    if total.first_send_ns == u64::MAX {
+        total.first_send_ns = start_ns;
+    }
+    total
+}
+
+fn publisher(
+    target: &Target,
+    plan: Plan,
+    index: u64,
+    origin: Instant,
+    start_ns: u64,
+    stop: &AtomicBool,
+) -> Report {
+    let mut report = Report {
+        first_send_ns: u64::MAX,
+        ..Report::default()
+    };
+    let step = plan.publishers as u64;
+    let mut connection: Option<Connection> = None;
+    let mut request = Vec::with_capacity(plan.size + 256);
+    let mut message = String::with_capacity(plan.size + 32);
+    let mut seq = index;
+    while seq < plan.messages && !stop.load(Ordering::Relaxed) {
+        if plan.rate > 0.0 {
+            let due = start_ns + (seq as f64 * 1e9 / plan.rate) as u64;
+            let now = origin.elapsed().as_nanos() as u64;
+            if due > now {
+                thread::sleep(Duration::from_nanos(due - now));
+            }
+        }
+        if Instant::now() >= plan.until {
+            break;
+        }
+        let conn = match &mut connection {
+            Some(conn) => conn,
+            None => match Connection::open(target.addr) {
+                Ok(conn) => connection.insert(conn),
+                Err(e) => {
+                    note_error(&mut report, format!("connect: {e}"));
+                    thread::sleep(Duration::from_millis(50));
+                    seq += step;
+                    continue;
+                }
+            },
+        };
+        let sent_ns = origin.elapsed().as_nanos() as u64;
+        stamp(&mut message, seq, sent_ns, plan.size);
+        build_request(&mut request, target, &message);
+        let outcome = conn
+            .stream
+            .write_all(&request)
+            .and_then(|()| conn.read_reply());
+        let done_ns = origin.elapsed().as_nanos() as u64;
+        report.first_send_ns = report.first_send_ns.min(sent_ns);
+        report.last_send_ns = sent_ns;
+        match outcome {
+            Ok(reply) if (200..300).contains(&reply.status) => {
+                report.ok += 1;
+                report.round_trip.record(done_ns - sent_ns);
+                if reply.close {
+                    connection = None;
+                }
+            }
+            Ok(reply) => {
+                note_error(&mut report, format!("status {}", reply.status));
+                if reply.close {
+                    connection = None;
+                }
+            }
+            Err(e) => {
+                note_error(&mut report, format!("request: {e}"));
+                connection = None;
+            }
+        }
+        seq += step;
+    }
+    report
+}
+
+fn note_error(report: &mut Report, what: String) {
+    report.errors += 1;
+    if report.error_samples.len() < 3 {
+        report.error_samples.push(what);
+    }
+}
+
+/// `<seq> <sent_ns> ` then `x` up to `size` bytes.
+pub fn stamp(message: &mut String, seq: u64, sent_ns: u64, size: usize) {
+    use std::fmt::Write as _;
+    message.clear();
+    let _ = write!(message, "{seq} {sent_ns} ");
+    while message.len() < size {
+        message.push('x');
+    }
+}
+
+fn build_request(out: &mut Vec<u8>, target: &Target, message: &str) {
+    out.clear();
+    let (content_type, prefix, suffix): (&str, &str, &str) = match target.format {
+        BodyFormat::Json => ("application/json", "{\"message\":\"", "\"}"),
+        BodyFormat::Raw => ("text/plain", "", ""),
+    };
+    let length = prefix.len() + message.len() + suffix.len();
+    let _ = write!(
+        out,
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n{prefix}{message}{suffix}",
+        target.path, target.addr
+    );
+}
+
+struct Reply {
+    status: u16,
+    close: bool,
+}
+
+/// One keep-alive connection and the bytes read past the last reply.
+struct Connection {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Connection {
+    fn open(addr: SocketAddr) -> io::Result<Connection> {
+        let stream = TcpStream::connect(addr)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
+        stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(4096),
+        })
+    }
+
+    /// Reads one whole reply (head and body, by length or chunks).
+    fn read_reply(&mut self) -> io::Result<Reply> {
+        let head_end = loop {
+            if let Some(at) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break at + 4;
+            }
+            self.fill()?;
+        };
+        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap_or_default();
+        let status: u16 = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| io::Error::other(format!("bad status line {status_line:?}")))?;
+        let mut length = 0usize;
+        let mut chunked = false;
+        let mut close = status_line.starts_with("HTTP/1.0");
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            let value = value.trim();
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.parse().unwrap_or(0);
+            } else if name.eq_ignore_ascii_case("transfer-encoding") {
+                chunked = value.to_ascii_lowercase().contains("chunked");
+            } else if name.eq_ignore_ascii_case("connection") {
+                close = value.eq_ignore_ascii_case("close");
+            }
+        }
+        self.buf.drain(..head_end);
+        if chunked {
+            loop {
+                let line_end = self.until_crlf()?;
+                let size_text = String::from_utf8_lossy(&self.buf[..line_end]).into_owned();
+                let size = usize::from_str_radix(
+                    size_text.split(';').next().unwrap_or_default().trim(),
+                    16,
+                )
+                .map_err(|_| io::Error::other("bad chunk size"))?;
+                self.buf.drain(..line_end + 2);
+                if size == 0 {
+                    let end = self.until_crlf()?; // trailers: assume none
+                    self.buf.drain(..end + 2);
+                    break;
+                }
+                while self.buf.len() < size + 2 {
+                    self.fill()?;
+                }
+                self.buf.drain(..size + 2);
+            }
+        } else {
+            while self.buf.len() < length {
+                self.fill()?;
+            }
+            self.buf.drain(..length);
+        }
+        Ok(Reply { status, close })
+    }
+
+    fn until_crlf(&mut self) -> io::Result<usize> {
+        loop {
+            if let Some(at) = self.buf.windows(2).position(|w| w == b"\r\n") {
+                return Ok(at);
+            }
+            self.fill()?;
+        }
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        let mut chunk = [0u8; 4096];
+        let n = self.stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_pad_to_the_size() {
+        let mut message = String::new();
+        stamp(&mut message, 12, 3456, 32);
+        assert_eq!(message.len(), 32);
+        assert!(message.starts_with("12 3456 x"));
+        stamp(&mut message, 1, 2, 0);
+        assert_eq!(message, "1 2 ");
+    }
+
+    #[test]
+    fn builds_both_body_formats() {
+        let mut target = Target {
+            addr: "127.0.0.1:9".parse().unwrap(),
+            path: "/broadcast".into(),
+            format: BodyFormat::Json,
+        };
+        let mut out = Vec::new();
+        build_request(&mut out, &target, "1 2 x");
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.ends_with("\r\n\r\n{\"message\":\"1 2 x\"}"));
+        assert!(text.contains("Content-Length: 19\r\n"));
+        target.format = BodyFormat::Raw;
+        target.path = "/pub?id=bench".into();
+        build_request(&mut out, &target, "1 2 x");
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("POST /pub?id=bench HTTP/1.1\r\n"));
+        assert!(text.ends_with("\r\n\r\n1 2 x"));
+    }
+}
