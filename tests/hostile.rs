@@ -701,7 +701,8 @@ fn a_burst_of_connections_that_stay_open_is_served_in_full() {
 
 #[test]
 fn more_stalled_publishers_than_workers_hold_up_no_one() {
-    let hub = Hub::start(&["--body-timeout", "1"]);
+    // Two seconds: room to open 80 connections before the first is cut off.
+    let hub = Hub::start(&["--body-timeout", "2"]);
     assert_serving(&hub);
     let stalled: Vec<TcpStream> = (0..80)
         .map(|i| {
