@@ -46,6 +46,23 @@ fn sigint_stops_it_too() {
     assert_eq!(hub.terminate().code(), Some(0));
 }
 
+/// Each connect is logged; 600 of them overflow a 64 KiB pipe. A stderr
+/// nobody reads must cost log lines, never the hub.
+#[test]
+fn a_stalled_log_reader_stalls_nothing() {
+    const CLIENTS: usize = 600;
+    let hub = Hub::start_with_unread_logs(&[]);
+    let mut clients: Vec<_> = (0..CLIENTS)
+        .map(|_| hub.subscribe_ready("/events").0)
+        .collect();
+    hub.wait_for_clients(CLIENTS as u64);
+    let (_, reached) = hub.publish(serde_json::json!({"message": "still flowing"}));
+    assert_eq!(reached, CLIENTS as u64);
+    for client in &mut clients {
+        assert_eq!(client.next_event().data, "still flowing");
+    }
+}
+
 #[test]
 fn the_listening_line_names_the_real_port() {
     let hub = Hub::start(&[]);

@@ -19,6 +19,13 @@ use serde_json::Value;
 /// How long any single wait may take before the test fails as hung.
 pub const GUARD: Duration = Duration::from_secs(20);
 
+/// Whether the helper keeps reading the process's log.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Logs {
+    Read,
+    Unread,
+}
+
 /// A running `sse-hub` process.
 pub struct Hub {
     child: Child,
@@ -40,6 +47,16 @@ impl Hub {
     /// Like [`Hub::start_at`], with extra environment variables (such as
     /// `SSE_HUB_PUBLISH_TOKEN`) set for the process.
     pub fn start_with_env(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Hub {
+        Hub::spawn(listen, args, env, Logs::Read)
+    }
+
+    /// Starts the binary on a free port and, once it has said where it
+    /// listens, never reads its stderr again (a stalled log collector).
+    pub fn start_with_unread_logs(args: &[&str]) -> Hub {
+        Hub::spawn("127.0.0.1:0", args, &[], Logs::Unread)
+    }
+
+    fn spawn(listen: &str, args: &[&str], env: &[(&str, &str)], logs: Logs) -> Hub {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
             .arg("--listen")
             .arg(listen)
@@ -58,12 +75,19 @@ impl Hub {
         thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if let Some((_, rest)) = line.split_once("listening on http://") {
-                    let _ = found.send(rest.trim().parse::<SocketAddr>().ok());
-                }
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
+                if let Some((_, rest)) = line.split_once("listening on http://") {
+                    let _ = found.send(rest.trim().parse::<SocketAddr>().ok());
+                    if logs == Logs::Unread {
+                        drop(log);
+                        // Keep the pipe open, and never read it again.
+                        loop {
+                            thread::park();
+                        }
+                    }
+                }
             }
         });
         let addr = match addr.recv_timeout(GUARD) {
