@@ -207,6 +207,7 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
+                request::RequestCreationError::InvalidFraming => ReadError::WrongHeader(version),
             }
         })?;
 

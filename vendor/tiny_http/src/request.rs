@@ -1,3 +1,4 @@
+use ascii::AsciiString;
 use std::io::Error as IoError;
 use std::io::{self, Cursor, ErrorKind, Read, Write};
 
@@ -112,12 +113,54 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
+
+    /// Patched: the body's framing cannot be trusted (see `body_framing`).
+    InvalidFraming,
 }
 
 impl From<IoError> for RequestCreationError {
     fn from(err: IoError) -> RequestCreationError {
         RequestCreationError::CreationIoError(err)
     }
+}
+
+/// Patched: where the body ends, or an error when that cannot be trusted.
+///
+/// Upstream read a `Content-Length` that did not parse (`-1`, `1e3`, a value
+/// past `usize`) as "no body", so the body was then read as the next request:
+/// request smuggling behind a proxy that framed it differently. Following
+/// RFC 9112 section 6.3, a request is refused (400, connection closed) when a
+/// `Content-Length` is not plain digits or does not fit, when several
+/// disagree, when it comes with `Transfer-Encoding`, or when
+/// `Transfer-Encoding` does not end in `chunked`.
+fn body_framing(
+    headers: &[Header],
+) -> Result<(Option<AsciiString>, Option<usize>), RequestCreationError> {
+    let transfer_encoding = headers
+        .iter()
+        .find(|h| h.field.equiv("Transfer-Encoding"))
+        .map(|h| h.value.clone());
+    let mut content_length = None;
+    for header in headers.iter().filter(|h| h.field.equiv("Content-Length")) {
+        let value = header.value.as_str().trim();
+        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(RequestCreationError::InvalidFraming);
+        }
+        let length: usize = value
+            .parse()
+            .map_err(|_| RequestCreationError::InvalidFraming)?;
+        if content_length.is_some_and(|earlier| earlier != length) {
+            return Err(RequestCreationError::InvalidFraming);
+        }
+        content_length = Some(length);
+    }
+    if let Some(encoding) = &transfer_encoding {
+        let last = encoding.as_str().rsplit(',').next().unwrap_or("").trim();
+        if content_length.is_some() || !last.eq_ignore_ascii_case("chunked") {
+            return Err(RequestCreationError::InvalidFraming);
+        }
+    }
+    Ok((transfer_encoding, content_length))
 }
 
 /// Builds a new request.
@@ -144,23 +187,7 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    // finding the transfer-encoding header
-    let transfer_encoding = headers
-        .iter()
-        .find(|h: &&Header| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-
-    // finding the content-length header
-    let content_length = if transfer_encoding.is_some() {
-        // if transfer-encoding is specified, the Content-Length
-        // header must be ignored (RFC2616 #4.4)
-        None
-    } else {
-        headers
-            .iter()
-            .find(|h: &&Header| h.field.equiv("Content-Length"))
-            .and_then(|h| FromStr::from_str(h.value.as_str()).ok())
-    };
+    let (transfer_encoding, content_length) = body_framing(&headers)?;
 
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
