@@ -6,8 +6,8 @@
 //! closes such connections from the outside. A thread arms
 //! a [`Deadline`] for a peer address before it does something that may wait
 //! on that client, and drops it when done; a deadline that passes first gets
-//! the connection shut down, which makes every blocked read or write on it
-//! return at once.
+//! the connection shut down for reading, which makes a blocked read on it
+//! return at once, while the reply (`408`) can still be written.
 //!
 //! Finding the socket: the reaper lists this process's open file
 //! descriptors and picks the TCP socket whose local port is the listener's
@@ -137,7 +137,7 @@ impl Shared {
     }
 }
 
-/// Shuts down (both ways) every TCP connection on local `port` whose peer is
+/// Shuts down reading on every TCP connection on local `port` whose peer is
 /// in `peers`. Returns how many it found.
 #[cfg(target_os = "linux")]
 fn shut_down_connections(port: u16, peers: &HashSet<SocketAddr>) -> usize {
@@ -162,7 +162,7 @@ fn shut_down_connections(port: u16, peers: &HashSet<SocketAddr>) -> usize {
         if local.port() == port && peers.contains(&peer) {
             // SAFETY: shutdown(2) on a descriptor number has no memory
             // effects; if the descriptor was closed meanwhile it fails.
-            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+            unsafe { libc::shutdown(fd, libc::SHUT_RD) };
             closed += 1;
         }
     }
