@@ -243,6 +243,20 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_read_timeout(listener, ssl_config, None)
+    }
+
+    /// Patched: like `from_listener`, with a read timeout on every accepted
+    /// TCP connection. A connection that sends nothing for that long while a
+    /// request is expected (between requests, or in the middle of one) is
+    /// closed, so an idle or stalled client cannot hold its thread and
+    /// descriptors for good. (A receive timeout cannot be set on the
+    /// listener itself: `accept` would time out and end the accept loop.)
+    pub fn from_listener_with_read_timeout<L: Into<Listener>>(
+        listener: L,
+        ssl_config: Option<SslConfig>,
+        read_timeout: Option<std::time::Duration>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
@@ -293,6 +307,9 @@ impl Server {
             while !inside_close_trigger.load(Relaxed) {
                 let new_client = match server.accept() {
                     Ok((sock, _)) => {
+                        if let (Some(timeout), Connection::Tcp(tcp)) = (read_timeout, &sock) {
+                            let _ = tcp.set_read_timeout(Some(timeout));
+                        }
                         use util::RefinedTcpStream;
                         let (read_closable, write_closable) = match ssl {
                             None => RefinedTcpStream::new(sock),
