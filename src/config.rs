@@ -51,6 +51,10 @@ pub struct Config {
     pub write_timeout: Duration,
     /// How long a `/broadcast` body may take to arrive.
     pub body_timeout: Duration,
+    /// How long a connection may send nothing while a request is expected
+    /// (an idle keep-alive connection, or a request head that stopped
+    /// halfway) before it is closed. Event streams are not affected.
+    pub idle_timeout: Duration,
 }
 
 impl Default for Config {
@@ -68,6 +72,7 @@ impl Default for Config {
             static_dir: None,
             write_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -102,7 +107,10 @@ impl Config {
                 dir.display()
             )));
         }
-        if self.write_timeout.is_zero() || self.body_timeout.is_zero() {
+        if self.write_timeout.is_zero()
+            || self.body_timeout.is_zero()
+            || self.idle_timeout.is_zero()
+        {
             return invalid("timeouts must be longer than zero");
         }
         Ok(())

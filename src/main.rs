@@ -102,6 +102,13 @@ struct Args {
     #[arg(long, env = "SSE_HUB_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     body_timeout: u64,
+
+    /// A connection that sends nothing this long while a request is expected
+    /// (idle keep-alive, a stalled request head) is closed; streams are not
+    /// affected
+    #[arg(long, env = "SSE_HUB_IDLE_TIMEOUT", value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    idle_timeout: u64,
 }
 
 impl Args {
@@ -119,6 +126,7 @@ impl Args {
             static_dir: self.static_dir,
             write_timeout: Duration::from_secs(self.write_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
         }
     }
 }

@@ -104,8 +104,10 @@ impl Server {
         let listener =
             listener::bind(config.listen, config.write_timeout).map_err(cannot_listen)?;
         let local_addr = listener.local_addr().map_err(cannot_listen)?;
-        let http =
-            tiny_http::Server::from_listener(listener, None).map_err(|e| Error::CannotListen {
+        // A connection that idles while a request is expected is closed.
+        let idle = Some(config.idle_timeout);
+        let http = tiny_http::Server::from_listener_with_read_timeout(listener, None, idle)
+            .map_err(|e| Error::CannotListen {
                 addr: config.listen,
                 source: std::io::Error::other(e.to_string()),
             })?;

@@ -697,8 +697,9 @@ fn a_burst_of_connections_that_stay_open_is_served_in_full() {
 
 #[test]
 fn more_stalled_publishers_than_workers_hold_up_no_one() {
-    // Two seconds: room to open 80 connections before the first is cut off.
-    let hub = Hub::start(&["--body-timeout", "2"]);
+    // Five seconds: room to open 80 connections and be answered before the
+    // first stalled one is cut off, even on a busy machine.
+    let hub = Hub::start(&["--body-timeout", "5"]);
     assert_serving(&hub);
     let stalled: Vec<TcpStream> = (0..80)
         .map(|i| {
@@ -1052,5 +1053,42 @@ fn any_publish_body_is_delivered_exactly_or_refused() {
         received.push((event.event, event.data));
     }
     assert_eq!(received, delivered.into_inner());
+    assert_serving(&hub);
+}
+
+/// A connection that goes quiet while a request is expected (before its
+/// first request, halfway through a request head, or idle between
+/// keep-alive requests) is closed after `--idle-timeout`, with its thread
+/// and descriptors; an open event stream is not affected.
+#[test]
+fn idle_and_half_sent_connections_are_closed_but_streams_flow_on() {
+    let hub = Hub::start(&["--idle-timeout", "1", "--heartbeat", "1"]);
+    let (mut stream, _) = hub.subscribe_ready("/events");
+    let baseline = open_fds(&hub);
+
+    let silent = hub.connect();
+    let half_head = send_partial(&hub, b"GET /stats HTTP/1.1\r\nHost: x\r\n");
+    let mut keep_alive = hub.connect();
+    keep_alive
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let first = Reply::read_from(&mut BufReader::new(keep_alive.try_clone().unwrap()));
+    assert_eq!(first.map(|r| r.status), Some(200));
+
+    for connection in [silent, half_head, keep_alive] {
+        assert_eq!(outcome(connection, GUARD), Outcome::Closed);
+    }
+    let fds = settle_fds(&hub, baseline, GUARD);
+    assert!(fds <= baseline, "{fds} descriptors, {baseline} before");
+
+    // The stream sat through several idle timeouts and still delivers.
+    hub.publish_text("after the idle connections went");
+    let next = loop {
+        let event = stream.next_event();
+        if event.event == "message" {
+            break event;
+        }
+    };
+    assert_eq!(next.data, "after the idle connections went");
     assert_serving(&hub);
 }

@@ -118,7 +118,13 @@ fn read_body(
         .as_reader()
         .take(limit as u64 + 1)
         .read_to_end(&mut body);
-    if deadline.is_some_and(Deadline::expired) {
+    let timed_out = read.as_ref().is_err_and(|e| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        )
+    });
+    if timed_out || deadline.is_some_and(Deadline::expired) {
         return Err(Error::BodyTimedOut);
     }
     read.map_err(Error::BodyUnreadable)?;
