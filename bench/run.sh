@@ -11,6 +11,8 @@
 #   REPEATS=3        runs per figure (the tables show the median)
 #   BURST_REPEATS=1  runs of the burst scenario (about a minute each)
 #   SERVERS="sse-hub node nchan"
+#   SCENARIOS="idle steady burst publish"   run only these; the tables keep
+#                    the last results of the others (one file per scenario)
 #   QUIET_BUSY=25    before each run, wait until the other processes on the
 #   QUIET_WAIT=60    machine use less than this % of the CPUs (1 s sample),
 #                    but no longer than QUIET_WAIT seconds per run
@@ -27,6 +29,7 @@ quick=false
 REPEATS="${REPEATS:-3}"
 BURST_REPEATS="${BURST_REPEATS:-1}"
 SERVERS="${SERVERS:-sse-hub node nchan}"
+SCENARIOS="${SCENARIOS:-idle steady burst publish}"
 QUIET_BUSY="${QUIET_BUSY:-25}"
 QUIET_WAIT="${QUIET_WAIT:-60}"
 OUT="${OUT:-$root/target/bench}"
@@ -37,8 +40,8 @@ if $quick; then
   OUT="$OUT/quick"
 fi
 mkdir -p "$OUT/logs"
-results="$OUT/results.jsonl"
-: >"$results"
+wanted() { case " $SCENARIOS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+for scenario in $SCENARIOS; do : >"$OUT/results-$scenario.jsonl"; done
 
 say() { printf '\n== %s (%s)\n' "$*" "$(date +%T)" >&2; }
 
@@ -59,6 +62,8 @@ fi
 say "building release binaries"
 cargo build --release --quiet -p sse-hub -p loadgen --bins
 hub_bin="$root/target/release/sse-hub"
+# The build measured, named once: the tree may change while the matrix runs.
+hub_version="sse-hub $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')"
 loadgen="$root/target/release/loadgen"
 
 # Each stream costs file descriptors in the load generator and the servers.
@@ -128,7 +133,7 @@ trap 'stop_server' EXIT
 
 version_of() {
   case "$1" in
-    sse-hub) echo "sse-hub $(git -C "$root" describe --always --dirty 2>/dev/null || echo '?')" ;;
+    sse-hub) echo "$hub_version" ;;
     node) echo "node $(node --version)" ;;
     nchan) echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')" ;;
   esac
@@ -162,6 +167,7 @@ wait_quiet() {
 # run SCENARIO SERVER REPEAT LOADGEN-ARGS...
 run() {
   local scenario="$1" server="$2" repeat="$3"
+  local results="$OUT/results-${scenario%%-*}.jsonl"
   shift 3
   local busy lines
   busy="$(wait_quiet)"
@@ -193,41 +199,51 @@ else
 fi
 
 started=$SECONDS
-for n in $idle_sizes; do
-  say "idle: $n subscribers"
-  for r in $(seq "$REPEATS"); do
-    for s in $SERVERS; do
-      run "idle-$n" "$s" "$r" --mode idle --subscribers "$n" --duration 7 --timeout 90
+if wanted idle; then
+  for n in $idle_sizes; do
+    say "idle: $n subscribers"
+    for r in $(seq "$REPEATS"); do
+      for s in $SERVERS; do
+        run "idle-$n" "$s" "$r" --mode idle --subscribers "$n" --duration 7 --timeout 90
+      done
     done
   done
-done
+fi
 
-say "steady: 1,000 subscribers x 100 msg/s x 256 B"
-for r in $(seq "$REPEATS"); do
-  for s in $SERVERS; do
-    run steady "$s" "$r" --mode fanout "${steady[@]}" --size 256 --publishers 1 --timeout 90
+if wanted steady; then
+  say "steady: 1,000 subscribers x 100 msg/s x 256 B"
+  for r in $(seq "$REPEATS"); do
+    for s in $SERVERS; do
+      run steady "$s" "$r" --mode fanout "${steady[@]}" --size 256 --publishers 1 --timeout 90
+    done
   done
-done
+fi
 
-say "burst: 1,000 subscribers x 10,000 messages, as fast as publishing allows"
-for r in $(seq "$BURST_REPEATS"); do
-  for s in $SERVERS; do
-    run burst "$s" "$r" --mode fanout "${burst[@]}" --size 256 --publishers 2 --drain 5 --timeout 240
+if wanted burst; then
+  say "burst: 1,000 subscribers x 10,000 messages, as fast as publishing allows"
+  for r in $(seq "$BURST_REPEATS"); do
+    for s in $SERVERS; do
+      run burst "$s" "$r" --mode fanout "${burst[@]}" --size 256 --publishers 2 --drain 5 --timeout 240
+    done
   done
-done
+fi
 
-say "publish only: POST /broadcast over 4 keep-alive connections, no subscribers"
-for r in $(seq "$REPEATS"); do
-  for s in $SERVERS; do
-    run publish "$s" "$r" --mode publish "${publish[@]}" --size 256 --publishers 4
+if wanted publish; then
+  say "publish only: POST /broadcast over 4 keep-alive connections, no subscribers"
+  for r in $(seq "$REPEATS"); do
+    for s in $SERVERS; do
+      run publish "$s" "$r" --mode publish "${publish[@]}" --size 256 --publishers 4
+    done
   done
-done
+fi
 elapsed=$((SECONDS - started))
-say "matrix done in ${elapsed} s; results in $results"
+say "done in ${elapsed} s ($SCENARIOS); results in $OUT/results-*.jsonl"
 
 # --- the tables ----------------------------------------------------------------------
+# machine.json describes the machine and the last invocation; the results of
+# scenarios not run this time are the ones left from an earlier run.
 machine="$OUT/machine.json"
-python3 - "$machine" "$elapsed" <<'EOF'
+python3 - "$machine" "$elapsed" "$SCENARIOS" <<'EOF'
 import json, os, platform, subprocess, sys, time
 def sh(cmd):
     try:
@@ -248,12 +264,14 @@ json.dump({
     "nginx": sh("nginx -v 2>&1").replace("nginx version: ", ""),
     "nchan": sh("dpkg-query -W -f='${Version}' libnginx-mod-nchan"),
     "max_map_count": open("/proc/sys/vm/max_map_count").read().strip(),
-    "matrix_seconds": int(sys.argv[2]),
+    "seconds": int(sys.argv[2]),
+    "scenarios": sys.argv[3],
 }, open(sys.argv[1], "w"))
 EOF
+results=("$OUT"/results-*.jsonl)
 if $quick; then
-  python3 "$root/bench/tables.py" "$results" "$machine"
+  python3 "$root/bench/tables.py" "$machine" "${results[@]}"
 else
-  python3 "$root/bench/tables.py" "$results" "$machine" --write "$root/BENCHMARKS.md"
+  python3 "$root/bench/tables.py" "$machine" "${results[@]}" --write "$root/BENCHMARKS.md"
   say "BENCHMARKS.md updated"
 fi

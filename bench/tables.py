@@ -2,7 +2,7 @@
 """Turns bench/run.sh's results (one loadgen JSON line per run) into the
 markdown tables of BENCHMARKS.md.
 
-    tables.py RESULTS.jsonl MACHINE.json [--write BENCHMARKS.md]
+    tables.py MACHINE.json RESULTS.jsonl... [--write BENCHMARKS.md]
 
 Without --write it prints the tables; with it, it replaces what lies between
 the `<!-- bench:generated:start -->` and `<!-- bench:generated:end -->`
@@ -22,13 +22,14 @@ START = "<!-- bench:generated:start -->"
 END = "<!-- bench:generated:end -->"
 
 
-def load(path):
+def load(paths):
     runs = []
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if line.startswith("{"):
-                runs.append(json.loads(line))
+    for path in paths:
+        with open(path) as f:
+            for line in f:
+                line = line.strip()
+                if line.startswith("{"):
+                    runs.append(json.loads(line))
     return runs
 
 
@@ -135,10 +136,11 @@ def generate(runs, machine):
     out.append(row(["CPU", f"{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores"]))
     out.append(row(["memory", f"{machine.get('memory_gib', '?')} GiB"]))
     out.append(row(["kernel", f"Linux {machine.get('kernel', '?')}, vm.max_map_count {machine.get('max_map_count', '?')}"]))
-    out.append(row(["sse-hub", f"{machine.get('sse_hub', '?')} ({machine.get('rustc', '?')}, release profile)"]))
+    builds = sorted({r["tags"].get("version", "?").replace("sse-hub ", "") for r in runs if r["label"] == "sse-hub"})
+    out.append(row(["sse-hub", f"{', '.join(builds) or '?'} (git describe; {machine.get('rustc', '?')}, release profile)"]))
     out.append(row(["Node.js peer", f"node {machine.get('node', '?')}"]))
     out.append(row(["nchan peer", f"nginx {machine.get('nginx', '?')}, libnginx-mod-nchan {machine.get('nchan', '?')}, 2 workers"]))
-    out.append(row(["runs", f"{len(runs)} runs in {machine.get('matrix_seconds', '?')} s"]))
+    out.append(row(["runs", f"{len(runs)} runs; the last invocation ran {machine.get('scenarios', '?')} in {machine.get('seconds', '?')} s"]))
     if busy:
         out.append(row(["other processes' CPU use before each run", f"median {statistics.median(busy):.0f}%, max {max(busy)}% (1 s sample, both cores)"]))
     if load:
@@ -281,13 +283,19 @@ def generate(runs, machine):
 
 
 def main():
-    if len(sys.argv) < 3:
+    args = sys.argv[1:]
+    write = None
+    if "--write" in args:
+        at = args.index("--write")
+        write = args[at + 1]
+        del args[at:at + 2]
+    if len(args) < 2:
         sys.exit(__doc__)
-    runs = load(sys.argv[1])
-    machine = json.load(open(sys.argv[2]))
+    machine = json.load(open(args[0]))
+    runs = load(args[1:])
     text = generate(runs, machine)
-    if "--write" in sys.argv:
-        path = sys.argv[sys.argv.index("--write") + 1]
+    if write:
+        path = write
         doc = open(path).read()
         pattern = re.compile(re.escape(START) + ".*?" + re.escape(END), re.S)
         if not pattern.search(doc):

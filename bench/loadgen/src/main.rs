@@ -265,16 +265,10 @@ fn fanout(args: &Args) -> Outcome {
         let (target, stop) = (publish_target(args), Arc::clone(&stop));
         thread::spawn(move || publish::run(&target, plan, origin, &stop))
     };
-    let mut last_count = 0;
-    let mut last_progress = Instant::now();
     let drain = Duration::from_secs_f64(args.drain);
     let mut timed_out = false;
     let published = loop {
         subs.pump(Duration::from_millis(10))?;
-        if subs.tracker.received != last_count {
-            last_count = subs.tracker.received;
-            last_progress = Instant::now();
-        }
         if Instant::now() >= deadline {
             timed_out = true;
             stop.store(true, Ordering::Relaxed);
@@ -284,7 +278,10 @@ fn fanout(args: &Args) -> Outcome {
         }
     };
     let expected = published.ok * receivers as u64;
-    last_progress = last_progress.max(Instant::now() - Duration::from_millis(10));
+    // Wait for the rest until nothing has arrived for `drain`, counting
+    // from the end of publishing.
+    let mut last_count = subs.tracker.received;
+    let mut last_progress = Instant::now();
     while subs.tracker.received < expected
         && last_progress.elapsed() < drain
         && Instant::now() < deadline
