@@ -2,19 +2,20 @@
 //! subscriber's queue and its socket.
 //!
 //! Frames enter from the hub through the queue; bytes leave through the
-//! socket. The writer sleeps on the queue; when a frame arrives it takes
-//! everything else already queued too and writes the lot as one batch (one
-//! HTTP chunk, one `write` and one flush), so a burst costs one system call,
-//! not one per event. If nothing arrives for a heartbeat interval it writes a
+//! socket. The writer parks while its queue is empty; when it wakes it takes
+//! everything queued and writes the lot as one batch (one HTTP chunk, one
+//! `write` and one flush), so a burst costs one system call, not one per
+//! event. If nothing arrives for a heartbeat interval it writes a
 //! keep-alive comment instead, which also reveals a dead client: a write to a
 //! closed connection fails, and the writer ends. When the hub closes the queue
 //! (slow client, shutdown) the writer writes what is left, ends the HTTP body
 //! properly and returns.
 
 use std::io::{self, Write};
-use std::time::Duration;
+use std::thread;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, TryRecvError};
 
 use crate::hub::Ended;
 use crate::metrics::Counters;
@@ -115,6 +116,12 @@ impl Stream {
 
 /// Writes queued frames to `stream` until the queue closes or a write fails.
 ///
+/// The calling thread parks while the queue is empty; whoever puts a frame
+/// into an empty queue unparks it (see the hub's notes on waking writers).
+/// It does not wait inside the channel: a blocked channel receiver spins and
+/// yields before it sleeps, and a thousand writers doing that keep both
+/// cores busy waiting.
+///
 /// `heartbeat` is how long the stream may stay silent before a keep-alive
 /// comment goes out (`None`: never). Counts written events in `counters`.
 /// Returns why it stopped; on [`Ended::Closed`] the stream is still usable,
@@ -125,12 +132,9 @@ pub(crate) fn pump(
     heartbeat: Option<Duration>,
     counters: &Counters,
 ) -> Ended {
+    let mut last_write = Instant::now();
     loop {
-        let next = match heartbeat {
-            Some(every) => queue.recv_timeout(every),
-            None => queue.recv().map_err(|_| RecvTimeoutError::Disconnected),
-        };
-        let written = match next {
+        let written = match queue.try_recv() {
             Ok(frame) => {
                 stream.push(&frame);
                 let mut events = 1;
@@ -143,15 +147,27 @@ pub(crate) fn pump(
                     .send()
                     .map(|()| Counters::add(&counters.delivered, events))
             }
-            Err(RecvTimeoutError::Timeout) => {
+            Err(TryRecvError::Empty) => {
+                let Some(every) = heartbeat else {
+                    thread::park();
+                    continue;
+                };
+                let quiet = last_write.elapsed();
+                if quiet < every {
+                    // Woken early by a frame, by the end of the stream, or
+                    // for no reason at all: the loop finds out which.
+                    thread::park_timeout(every - quiet);
+                    continue;
+                }
                 stream.push(HEARTBEAT);
                 stream.send()
             }
-            Err(RecvTimeoutError::Disconnected) => return Ended::Closed,
+            Err(TryRecvError::Disconnected) => return Ended::Closed,
         };
         if let Err(e) = written {
             return Ended::WriteFailed(e);
         }
+        last_write = Instant::now();
     }
 }
 
@@ -239,6 +255,62 @@ mod tests {
         let writes = recorder.0.lock().unwrap().clone();
         assert!(!writes.is_empty());
         assert!(writes.iter().all(|w| w == b"d\r\n: heartbeat\n\n\r\n"));
+    }
+
+    /// The wake protocol under load: writers park while their queue is
+    /// empty and are woken only by the publish that makes it non-empty. A
+    /// wake-up lost (or late) leaves a writer asleep (no heartbeat here)
+    /// with frames in its queue: then not everything is written, or the hub
+    /// drops it when its queue overflows.
+    #[test]
+    fn parked_writers_never_miss_a_wake_up() {
+        use crate::hub::{Hub, SubscribeRequest};
+        use crate::sse::Event;
+        use std::sync::atomic::Ordering::Relaxed;
+
+        const WRITERS: usize = 200;
+        const MESSAGES: u64 = 3000;
+        // Queues longer than the run: no writer can be dropped for falling
+        // behind, so one that stops writing has slept through a wake-up.
+        let (hub, handle) = Hub::new(0, WRITERS, MESSAGES as usize + 1);
+        std::thread::spawn(move || hub.run());
+        let mut writers = Vec::new();
+        for _ in 0..WRITERS {
+            let (queue, frames) = crossbeam_channel::unbounded();
+            let counters = Arc::new(Counters::default());
+            let written = Arc::clone(&counters);
+            let writer = std::thread::spawn(move || {
+                let mut stream = Stream::new(Box::new(io::sink()), true);
+                pump(&mut stream, &frames, None, &written)
+            });
+            let request = SubscribeRequest {
+                channels: Vec::new(),
+                resume: None,
+                queue,
+                peer: None,
+                waker: Some(writer.thread().clone()),
+            };
+            handle.register(request).unwrap();
+            writers.push((writer, counters));
+        }
+        for i in 0..MESSAGES {
+            handle.publish(&Event::new(i.to_string()), None).unwrap();
+        }
+        let guard = std::time::Instant::now();
+        for (_, counters) in &writers {
+            while counters.delivered.load(Relaxed) < MESSAGES {
+                assert!(
+                    guard.elapsed() < Duration::from_secs(20),
+                    "a writer slept through its wake-up"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        assert_eq!(handle.stats().unwrap().dropped_slow, 0);
+        handle.shut_down();
+        for (writer, _) in writers {
+            assert!(matches!(writer.join().unwrap(), Ended::Closed));
+        }
     }
 
     #[test]

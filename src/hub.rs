@@ -14,6 +14,16 @@
 //! frames means the subscriber is not keeping up, so the hub drops it (its
 //! stream ends, and the client resumes from history with its last ID).
 //!
+//! Waking writers: a writer whose queue is empty parks its thread. Waking a
+//! parked thread is a system call, and at a thousand subscribers those calls
+//! cost far more than the fan-out itself, so the hub makes none: it notes
+//! the writers for which its frame is alone in the queue (the only ones that
+//! may be asleep; a writer with older frames queued was woken for those, and
+//! takes the new one in the same batch) and hands that list back with the
+//! reply.
+//! The publishing thread wakes them ([`HubHandle::publish`]), so publishers
+//! pay for their own fan-out and the hub goes on to the next command.
+//!
 //! The queues are crossbeam's unbounded (linked-block) channels with the
 //! bound enforced here, not bounded (array) channels: an array channel
 //! allocates every slot up front, 6 KiB per idle subscriber at the default
@@ -29,6 +39,7 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -91,6 +102,10 @@ pub(crate) struct SubscribeRequest {
     pub(crate) resume: Option<EventId>,
     pub(crate) queue: Sender<Frame>,
     pub(crate) peer: Option<SocketAddr>,
+    /// The thread to unpark when frames arrive in an empty queue, if the
+    /// subscriber parks one (a writer); `None` for a subscriber that blocks
+    /// on the queue itself.
+    pub(crate) waker: Option<Thread>,
 }
 
 /// What the hub grants a new subscriber.
@@ -104,7 +119,8 @@ pub(crate) enum Command {
     Publish {
         body: Vec<u8>,
         channel: Option<Channel>,
-        reply: Sender<Published>,
+        /// The outcome, and the writers to wake.
+        reply: Sender<(Published, Vec<Thread>)>,
     },
     Subscribe {
         request: SubscribeRequest,
@@ -167,7 +183,11 @@ impl HubHandle {
             channel: channel.cloned(),
             reply,
         })?;
-        answer.recv().map_err(|_| Error::HubStopped)
+        let (published, wake) = answer.recv().map_err(|_| Error::HubStopped)?;
+        for writer in wake {
+            writer.unpark();
+        }
+        Ok(published)
     }
 
     /// A snapshot of the hub's figures.
@@ -213,6 +233,7 @@ impl HubHandle {
             resume: last_event_id,
             queue,
             peer: None,
+            waker: None,
         })?;
         Ok(Subscription {
             hub: self.clone(),
@@ -291,18 +312,21 @@ impl Drop for Subscription {
 struct Members {
     ids: Vec<ClientId>,
     queues: Vec<Sender<Frame>>,
+    wakers: Vec<Option<Thread>>,
 }
 
 impl Members {
-    fn insert(&mut self, id: ClientId, queue: Sender<Frame>) {
+    fn insert(&mut self, id: ClientId, queue: Sender<Frame>, waker: Option<Thread>) {
         self.ids.push(id);
         self.queues.push(queue);
+        self.wakers.push(waker);
     }
 
     fn remove(&mut self, id: ClientId) {
         if let Some(at) = self.ids.iter().position(|&m| m == id) {
             self.ids.swap_remove(at);
             self.queues.swap_remove(at);
+            self.wakers.swap_remove(at);
         }
     }
 
@@ -311,21 +335,35 @@ impl Members {
     }
 
     /// Queues `frame` for every member whose queue holds fewer than
-    /// `capacity` frames; returns how many took it and notes the ones that
-    /// did not in `refused` (`true` = queue full, `false` = writer gone).
+    /// `capacity` frames; returns how many took it. Notes the writers that
+    /// may be asleep on an empty queue in `wake`, and the members that did
+    /// not take it in `refused` (`true` = queue full, `false` = writer gone).
     fn fan_out(
         &self,
         frame: &Frame,
         capacity: usize,
+        wake: &mut Vec<Thread>,
         refused: &mut Vec<(ClientId, bool)>,
     ) -> usize {
         let mut queued = 0;
-        for (&id, queue) in self.ids.iter().zip(&self.queues) {
+        let members = self.ids.iter().zip(&self.queues).zip(&self.wakers);
+        for ((&id, queue), waker) in members {
             // Only the hub sends, so the length cannot grow behind our back.
             if queue.len() >= capacity {
                 refused.push((id, true));
             } else if queue.try_send(frame.clone()).is_ok() {
                 queued += 1;
+                // Alone in the queue: its writer may have found the queue
+                // empty and parked. (Decided after the push: a writer that
+                // drained older frames between a check before it and the
+                // push would sleep through this one.) With older frames
+                // still queued, the push that made the queue non-empty
+                // woke it.
+                if queue.len() == 1
+                    && let Some(writer) = waker
+                {
+                    wake.push(writer.clone());
+                }
             } else {
                 refused.push((id, false));
             }
@@ -337,6 +375,7 @@ impl Members {
 struct Subscriber {
     channels: Vec<Channel>,
     peer: Option<SocketAddr>,
+    waker: Option<Thread>,
 }
 
 /// The hub's state. Built by [`Hub::new`], then moved onto its own thread,
@@ -430,7 +469,7 @@ impl Hub {
         self.shut_down();
     }
 
-    fn publish(&mut self, body: &[u8], channel: Option<Channel>) -> Published {
+    fn publish(&mut self, body: &[u8], channel: Option<Channel>) -> (Published, Vec<Thread>) {
         let id = self.clock.next();
         self.frame_buf.clear();
         push_id_line(&mut self.frame_buf, id);
@@ -442,12 +481,15 @@ impl Hub {
             Some(channel) => self.channels.get(channel),
         };
         let capacity = self.queue_capacity;
-        let clients = members.map_or(0, |m| m.fan_out(&frame, capacity, &mut self.refused));
+        let mut wake = Vec::new();
+        let clients = members.map_or(0, |m| {
+            m.fan_out(&frame, capacity, &mut wake, &mut self.refused)
+        });
         self.drop_refused();
 
         self.history.push(id, channel, frame);
         Counters::add(&self.counters.published, 1);
-        Published { id, clients }
+        (Published { id, clients }, wake)
     }
 
     fn drop_refused(&mut self) {
@@ -483,10 +525,12 @@ impl Hub {
             return; // the writer is gone already; it will not report an end
         }
         self.writers += 1;
-        self.everyone.insert(client, request.queue.clone());
+        let waker = request.waker;
+        self.everyone
+            .insert(client, request.queue.clone(), waker.clone());
         for channel in &request.channels {
             let members = self.channels.entry(channel.clone()).or_default();
-            members.insert(client, request.queue.clone());
+            members.insert(client, request.queue.clone(), waker.clone());
         }
         let peer = request.peer;
         let channels = request.channels;
@@ -500,8 +544,12 @@ impl Hub {
                 .join(" "),
             self.subscribers.len() + 1
         );
-        self.subscribers
-            .insert(client, Subscriber { channels, peer });
+        let subscriber = Subscriber {
+            channels,
+            peer,
+            waker,
+        };
+        self.subscribers.insert(client, subscriber);
         self.update_client_gauge();
     }
 
@@ -521,8 +569,9 @@ impl Hub {
     }
 
     /// Takes a subscriber out of the registry, which drops its queue's
-    /// senders: its writer drains what is queued and ends the stream.
-    /// Returns whether it was registered.
+    /// senders, and wakes its writer: the writer drains what is queued, finds
+    /// the queue closed and ends the stream. Returns whether it was
+    /// registered.
     fn remove(&mut self, client: ClientId) -> bool {
         let Some(subscriber) = self.subscribers.remove(&client) else {
             return false;
@@ -537,6 +586,9 @@ impl Hub {
             }
         }
         self.update_client_gauge();
+        if let Some(writer) = &subscriber.waker {
+            writer.unpark();
+        }
         debug!(
             "client {client} from {:?} removed from the registry",
             subscriber.peer
@@ -566,7 +618,11 @@ impl Hub {
         let open = self.subscribers.len();
         self.everyone = Members::default();
         self.channels.clear();
-        self.subscribers.clear();
+        for subscriber in std::mem::take(&mut self.subscribers).into_values() {
+            if let Some(writer) = subscriber.waker {
+                writer.unpark();
+            }
+        }
         self.update_client_gauge();
         info!("shutting down: closing {open} streams");
 
@@ -609,6 +665,7 @@ mod tests {
             resume,
             queue: tx,
             peer: None,
+            waker: None,
         };
         hub.register(request).map(|s| (s, rx))
     }

@@ -2,19 +2,21 @@
 //! thread.
 //!
 //! On the worker: read the query (`channel=`, `lastEventId=`) and the
-//! `Last-Event-ID` header (400 if they are bad), register with the hub (503
-//! if it is full), and prepare the opening of the stream: the response head,
-//! `retry:`, the `connection` event, maybe a `gap` event, and the replay the
-//! hub owes this client. Then start the writer thread, which writes all that
-//! and pumps live frames until the stream ends (`client.rs`).
+//! `Last-Event-ID` header (400 if they are bad), start the writer thread
+//! (503 if the system refuses one), register with the hub, naming that
+//! thread as the one to wake (503 if the hub is full), and prepare the
+//! opening of the stream: the response head, `retry:`, the `connection`
+//! event, maybe a `gap` event, and the replay the hub owes this client. The
+//! writer, handed all that, writes it and pumps live frames until the stream
+//! ends (`client.rs`).
 //!
 //! The writer thread runs only that short write path, so that its stack, of
 //! which every page once touched stays in memory for the stream's whole
 //! life, stays small: thousands of subscribers each keep one.
 
 use std::io::Write;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crossbeam_channel::Receiver;
@@ -93,6 +95,30 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request, in_progress: InPro
     if ctx.hub.counters().clients.load(Ordering::Relaxed) >= ctx.config.max_clients {
         return refuse(ctx, request, &Error::HubFull);
     }
+    // The writer thread starts first, waiting for its subscriber: the hub
+    // needs the thread to wake it. If it cannot start, nothing is registered
+    // yet and the request gets a 503.
+    let (handoff, setup) = crossbeam_channel::bounded::<Subscriber>(1);
+    let writer_ctx = Arc::clone(ctx);
+    let started = thread::Builder::new()
+        .name("writer".into())
+        .stack_size(WRITER_STACK)
+        .spawn(move || {
+            if let Ok(subscriber) = setup.recv() {
+                let client = subscriber.client;
+                let ended = stream(&writer_ctx, subscriber);
+                writer_ctx.hub.unsubscribe(client, ended);
+            }
+            drop(in_progress);
+        });
+    let writer = match started {
+        Ok(writer) => writer.thread().clone(),
+        Err(e) => {
+            warn!("cannot start a writer thread: {e}");
+            return refuse(ctx, request, &Error::HubFull);
+        }
+    };
+
     let resume = wanted.last_event_id.as_deref().map(str::parse::<EventId>);
     let (queue, frames) = crossbeam_channel::unbounded();
     let grant = ctx.hub.register(SubscribeRequest {
@@ -100,9 +126,11 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request, in_progress: InPro
         resume: resume.clone().and_then(Result::ok),
         queue,
         peer: request.remote_addr().copied(),
+        waker: Some(writer),
     });
     let grant = match grant {
         Ok(grant) => grant,
+        // Dropping `handoff` ends the waiting writer thread.
         Err(e) => return refuse(ctx, request, &e),
     };
     let client = grant.client;
@@ -124,32 +152,10 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request, in_progress: InPro
         request,
         chunked,
     };
-
-    // If the thread cannot start, the request must come back for a 503; the
-    // closure that would have owned it is dropped with the error.
-    let handoff = Arc::new(Mutex::new(Some(subscriber)));
-    let for_writer = Arc::clone(&handoff);
-    let writer_ctx = Arc::clone(ctx);
-    let started = thread::Builder::new()
-        .name("writer".into())
-        .stack_size(WRITER_STACK)
-        .spawn(move || {
-            let subscriber = for_writer.lock().ok().and_then(|mut s| s.take());
-            drop(for_writer);
-            if let Some(subscriber) = subscriber {
-                let client = subscriber.client;
-                let ended = stream(&writer_ctx, subscriber);
-                writer_ctx.hub.unsubscribe(client, ended);
-            }
-            drop(in_progress);
-        });
-    if let Err(e) = started {
-        warn!("cannot start a writer thread: {e}");
+    // The writer waits on the other end (capacity 1: this never blocks).
+    if let Err(unsent) = handoff.send(subscriber) {
         ctx.hub.unsubscribe(client, Ended::Closed);
-        let subscriber = handoff.lock().ok().and_then(|mut s| s.take());
-        if let Some(subscriber) = subscriber {
-            refuse(ctx, subscriber.request, &Error::HubFull);
-        }
+        refuse(ctx, unsent.into_inner().request, &Error::HubFull);
     }
 }
 
