@@ -20,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::thread;
 
 use crossbeam_channel::Receiver;
-use log::warn;
+use log::{debug, warn};
 use serde::Serialize;
 use tiny_http::{HTTPVersion, Method, Request};
 
@@ -33,7 +33,7 @@ use crate::metrics::Counters;
 use crate::sse::{Frame, control_event};
 
 use super::{
-    Context, InProgress, has_body, header, method_not_allowed, query_of, reply_error, to_json,
+    Context, InProgress, error_json, has_body, method_not_allowed, query_of, reply_error, to_json,
 };
 
 /// The writer's stack: only the pages it touches count towards memory use,
@@ -159,12 +159,30 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request, in_progress: InPro
     }
 }
 
-/// 503 with `Retry-After`.
+/// 503 with `Retry-After`, and the connection closes: a subscriber turned
+/// away for want of room must not keep a thread and a descriptor of the
+/// very capacity it was refused while it waits to try again.
 fn refuse(ctx: &Context, request: Request, error: &Error) {
-    let retry_after: Vec<_> = header("Retry-After", RETRY_AFTER_SECS)
-        .into_iter()
-        .collect();
-    reply_error(ctx, request, 503, error, &retry_after);
+    let version = if *request.http_version() >= HTTPVersion(1, 1) {
+        "HTTP/1.1"
+    } else {
+        "HTTP/1.0"
+    };
+    let body = error_json(&error.to_string());
+    let reply = format!(
+        "{version} 503 Service Unavailable\r\n\
+         Content-Type: application/json\r\n\
+         Content-Length: {length}\r\n\
+         Retry-After: {RETRY_AFTER_SECS}\r\n\
+         Access-Control-Allow-Origin: {origin}\r\n\
+         Connection: close\r\n\r\n{body}",
+        length = body.len(),
+        origin = ctx.config.cors_origin,
+    );
+    let mut out = request.into_closing_writer();
+    if let Err(e) = out.write_all(reply.as_bytes()).and_then(|()| out.flush()) {
+        debug!("503 not delivered: {e}");
+    }
 }
 
 /// Reads channels and the last event ID from the query and headers.

@@ -239,13 +239,18 @@ struct ErrorBody<'a> {
     error: &'a str,
 }
 
+/// `{"error": "<what>"}`.
+fn error_json(what: &str) -> String {
+    to_json(&ErrorBody { error: what })
+}
+
 /// Sends `{"error": "..."}` with `status`.
 fn reply_error(ctx: &Context, request: Request, status: u16, error: &Error, extra: &[Header]) {
     send_error(ctx, request, status, &error.to_string(), extra);
 }
 
 fn send_error(ctx: &Context, request: Request, status: u16, what: &str, extra: &[Header]) {
-    let body = to_json(&ErrorBody { error: what });
+    let body = error_json(what);
     reply(
         ctx,
         request,
