@@ -20,9 +20,9 @@
 //! the writers for which its frame is alone in the queue (the only ones that
 //! may be asleep; a writer with older frames queued was woken for those, and
 //! takes the new one in the same batch) and hands that list back with the
-//! reply.
-//! The publishing thread wakes them ([`HubHandle::publish`]), so publishers
-//! pay for their own fan-out and the hub goes on to the next command.
+//! reply. The publishing thread wakes them ([`HubHandle::publish`]), so
+//! publishers pay for their own fan-out and the hub goes on to the next
+//! command.
 //!
 //! The queues are crossbeam's unbounded (linked-block) channels with the
 //! bound enforced here, not bounded (array) channels: an array channel
