@@ -104,17 +104,24 @@ impl Server {
         let listener =
             listener::bind(config.listen, config.write_timeout).map_err(cannot_listen)?;
         let local_addr = listener.local_addr().map_err(cannot_listen)?;
-        // A connection that idles while a request is expected is closed.
-        let idle = Some(config.idle_timeout);
-        let http = tiny_http::Server::from_listener_with_read_timeout(listener, None, idle)
-            .map_err(|e| Error::CannotListen {
+        let cors = http::cors_header(&config)?;
+        let options = tiny_http::ConnectionOptions {
+            // A connection that idles while a request is expected is closed.
+            read_timeout: Some(config.idle_timeout),
+            // The requests tiny_http answers itself (it cannot read them)
+            // get the CORS header like every other response.
+            error_headers: vec![cors.clone()],
+        };
+        let http = tiny_http::Server::from_listener_with_options(listener, None, options).map_err(
+            |e| Error::CannotListen {
                 addr: config.listen,
                 source: std::io::Error::other(e.to_string()),
-            })?;
+            },
+        )?;
 
         let (hub, handle) = Hub::new(config.history, config.max_clients, config.queue);
         let reaper = Reaper::new(local_addr.port());
-        let ctx = Context::new(config, handle.clone(), reaper.clone())?;
+        let ctx = Context::new(config, cors, handle.clone(), reaper.clone());
         info!("listening on http://{local_addr}");
         Ok(Server {
             http: Arc::new(http),

@@ -54,13 +54,17 @@ pub(crate) struct Context {
     stopping: AtomicBool,
 }
 
+/// The `Access-Control-Allow-Origin` header that every response carries.
+pub(crate) fn cors_header(config: &Config) -> Result<Header, Error> {
+    header("Access-Control-Allow-Origin", &config.cors_origin)
+        .ok_or_else(|| Error::InvalidConfig("--cors-origin is not a valid header value".into()))
+}
+
 impl Context {
-    pub(crate) fn new(config: Config, hub: HubHandle, reaper: Reaper) -> Result<Context, Error> {
+    /// `cors`: see [`cors_header`].
+    pub(crate) fn new(config: Config, cors: Header, hub: HubHandle, reaper: Reaper) -> Context {
         let assets = Assets::new(config.static_dir.clone());
-        let cors = header("Access-Control-Allow-Origin", &config.cors_origin).ok_or_else(|| {
-            Error::InvalidConfig("--cors-origin is not a valid header value".into())
-        })?;
-        Ok(Context {
+        Context {
             config,
             hub,
             reaper,
@@ -69,7 +73,7 @@ impl Context {
             assets,
             cors,
             stopping: AtomicBool::new(false),
-        })
+        }
     }
 
     pub(crate) fn stop(&self) {

@@ -2,15 +2,16 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, ErrorKind, Read};
+use std::io::{BufReader, BufWriter, Cursor, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 
-use crate::common::{HTTPVersion, Method};
+use crate::common::{HTTPVersion, Header, Method, StatusCode};
 use crate::util::RefinedTcpStream;
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::Request;
+use crate::{Request, Response};
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -34,6 +35,9 @@ pub struct ClientConnection {
 
     // true if the connection goes through SSL
     secure: bool,
+
+    // Patched: added to the replies to requests that cannot be read.
+    error_headers: Arc<[Header]>,
 }
 
 // Patched: bounds on the request head. Upstream read lines and headers
@@ -43,6 +47,11 @@ const MAX_LINE_LEN: usize = 8192;
 /// Most header lines accepted in one request.
 const MAX_HEADERS: usize = 100;
 const LINE_TOO_LONG: &str = "request line or header line too long";
+// Patched: what the replies to unreadable requests say.
+const URI_TOO_LONG: &str = "request line longer than 8192 bytes";
+const HEADERS_TOO_LARGE: &str =
+    "request headers too large: at most 100 lines of at most 8192 bytes each";
+const UNSUPPORTED_VERSION: &str = "only HTTP/1.0 and HTTP/1.1 are supported";
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
@@ -58,6 +67,8 @@ enum ReadError {
     UnsupportedVersion,
     /// the client sent an unrecognized `Expect` header
     ExpectationFailed(HTTPVersion),
+    /// Patched: the body's length cannot be trusted (400)
+    InvalidFraming(HTTPVersion),
     ReadIoError(IoError),
 }
 
@@ -66,6 +77,7 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
+        error_headers: Arc<[Header]>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -80,7 +92,37 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
+            error_headers,
         }
+    }
+
+    /// Patched: the reply to a request that cannot be read, as JSON
+    /// (`{"error":"..."}`) that says what is wrong, with the application's
+    /// `error_headers`. Upstream sent an empty body. The connection closes
+    /// after it (where the next request would start is unknown), and the
+    /// reply says so.
+    fn error_response(&self, status: u16, message: &str) -> Response<Cursor<Vec<u8>>> {
+        // The messages are this file's own ASCII constants; quotes and
+        // backslashes are escaped all the same.
+        let mut body = String::from("{\"error\":\"");
+        for c in message.chars() {
+            if c == '"' || c == '\\' {
+                body.push('\\');
+            }
+            body.push(c);
+        }
+        body.push_str("\"}");
+        let body = body.into_bytes();
+        let mut headers = Vec::with_capacity(self.error_headers.len() + 2);
+        let own = [("Content-Type", "application/json"), ("Connection", "close")];
+        for (name, value) in own {
+            if let Ok(header) = Header::from_bytes(name, value) {
+                headers.push(header);
+            }
+        }
+        headers.extend(self.error_headers.iter().cloned());
+        let len = body.len();
+        Response::new(StatusCode(status), headers, Cursor::new(body), Some(len), None)
     }
 
     /// true if the connection is HTTPS
@@ -207,7 +249,7 @@ impl ClientConnection {
                 request::RequestCreationError::ExpectationFailed => {
                     ReadError::ExpectationFailed(version)
                 }
-                request::RequestCreationError::InvalidFraming => ReadError::WrongHeader(version),
+                request::RequestCreationError::InvalidFraming => ReadError::InvalidFraming(version),
             }
         })?;
 
@@ -232,8 +274,6 @@ impl Iterator for ClientConnection {
     /// Blocks until the next Request is available.
     /// Returns None when no new Requests will come from the client.
     fn next(&mut self) -> Option<Request> {
-        use crate::{Response, StatusCode};
-
         // the client sent a "connection: close" header in this previous request
         //  or is using HTTP 1.0, meaning that no new request will come
         if self.no_more_requests {
@@ -244,7 +284,10 @@ impl Iterator for ClientConnection {
             let rq = match self.read() {
                 Err(ReadError::WrongRequestLine) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = self.error_response(
+                        400,
+                        "malformed request line: expected METHOD /path HTTP/1.1",
+                    );
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -254,7 +297,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::RequestLineTooLong) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(414));
+                    let response = self.error_response(414, URI_TOO_LONG);
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -263,10 +306,7 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::UnsupportedVersion) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::from_string(
-                        "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                    )
-                    .with_status_code(StatusCode(505));
+                    let response = self.error_response(505, UNSUPPORTED_VERSION);
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -275,23 +315,39 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::HeadersTooLarge(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(431));
+                    let response = self.error_response(431, HEADERS_TOO_LARGE);
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None;
                 }
 
                 Err(ReadError::WrongHeader(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(400));
+                    let response = self.error_response(
+                        400,
+                        "malformed header line: expected Name: value, in ASCII",
+                    );
                     response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // we don't know where the next request would start,
                                  // se we have to close
                 }
 
+                Err(ReadError::InvalidFraming(ver)) => {
+                    let writer = self.sink.next().unwrap();
+                    let response = self.error_response(
+                        400,
+                        "the body's length cannot be trusted: send one Content-Length of plain digits, or Transfer-Encoding: chunked alone",
+                    );
+                    response.raw_print(writer, ver, &[], false, None).ok();
+                    return None;
+                }
+
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(408));
+                    let response = self.error_response(
+                        408,
+                        "request timed out: nothing arrived for too long",
+                    );
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();
@@ -300,7 +356,8 @@ impl Iterator for ClientConnection {
 
                 Err(ReadError::ExpectationFailed(ver)) => {
                     let writer = self.sink.next().unwrap();
-                    let response = Response::new_empty(StatusCode(417));
+                    let response =
+                        self.error_response(417, "unsupported Expect header: only 100-continue");
                     response.raw_print(writer, ver, &[], true, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
@@ -313,10 +370,7 @@ impl Iterator for ClientConnection {
             // checking HTTP version
             if *rq.http_version() > (1, 1) {
                 let writer = self.sink.next().unwrap();
-                let response = Response::from_string(
-                    "This server only supports HTTP versions 1.0 and 1.1".to_owned(),
-                )
-                .with_status_code(StatusCode(505));
+                let response = self.error_response(505, UNSUPPORTED_VERSION);
                 response
                     .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                     .ok();

@@ -169,6 +169,24 @@ pub struct IncomingRequests<'a> {
     server: &'a Server,
 }
 
+/// Patched: options for every connection a server accepts
+/// ([`Server::from_listener_with_options`]).
+#[derive(Debug, Clone, Default)]
+pub struct ConnectionOptions {
+    /// A read timeout on every accepted TCP connection. A connection that
+    /// sends nothing for that long while a request is expected (between
+    /// requests, or in the middle of one) is closed, so an idle or stalled
+    /// client cannot hold its thread and descriptors for good. (A receive
+    /// timeout cannot be set on the listener itself: `accept` would time out
+    /// and end the accept loop.)
+    pub read_timeout: Option<Duration>,
+    /// Headers added to the replies tiny_http writes itself, to requests it
+    /// cannot read (`400`, `408`, `414`, `417`, `431`, `505`): for example
+    /// the `Access-Control-Allow-Origin` that every other response carries,
+    /// so that a browser shows the error rather than a CORS failure.
+    pub error_headers: Vec<Header>,
+}
+
 /// Represents the parameters required to create a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -243,21 +261,22 @@ impl Server {
         listener: L,
         ssl_config: Option<SslConfig>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        Self::from_listener_with_read_timeout(listener, ssl_config, None)
+        Self::from_listener_with_options(listener, ssl_config, ConnectionOptions::default())
     }
 
-    /// Patched: like `from_listener`, with a read timeout on every accepted
-    /// TCP connection. A connection that sends nothing for that long while a
-    /// request is expected (between requests, or in the middle of one) is
-    /// closed, so an idle or stalled client cannot hold its thread and
-    /// descriptors for good. (A receive timeout cannot be set on the
-    /// listener itself: `accept` would time out and end the accept loop.)
-    pub fn from_listener_with_read_timeout<L: Into<Listener>>(
+    /// Patched: like `from_listener`, with [`ConnectionOptions`] for every
+    /// accepted connection.
+    pub fn from_listener_with_options<L: Into<Listener>>(
         listener: L,
         ssl_config: Option<SslConfig>,
-        read_timeout: Option<std::time::Duration>,
+        options: ConnectionOptions,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let listener = listener.into();
+        let ConnectionOptions {
+            read_timeout,
+            error_headers,
+        } = options;
+        let error_headers: Arc<[Header]> = error_headers.into();
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -328,7 +347,11 @@ impl Server {
                             Some(ref _ssl) => unreachable!(),
                         };
 
-                        Ok(ClientConnection::new(write_closable, read_closable))
+                        Ok(ClientConnection::new(
+                            write_closable,
+                            read_closable,
+                            Arc::clone(&error_headers),
+                        ))
                     }
                     Err(e) => Err(e),
                 };
