@@ -160,6 +160,18 @@ fn garbage_request_lines_get_400() {
     assert_serving(&hub);
 }
 
+/// Only `Expect: 100-continue` is understood; anything else is refused
+/// before the body is read, and nothing is published.
+#[test]
+fn an_unknown_expectation_gets_417() {
+    let hub = Hub::start(&["--cors-origin", ORIGIN]);
+    let raw = b"POST /broadcast HTTP/1.1\r\nHost: x\r\nExpect: 200-ok\r\n\
+                Content-Length: 15\r\n\r\n{\"message\":\"a\"}";
+    assert_error_reply(hub.exchange(raw), 417, "unsupported Expect header", raw);
+    assert_eq!(hub.stats()["published"], 0);
+    assert_serving(&hub);
+}
+
 #[test]
 fn noise_without_line_ends_is_dropped_when_the_client_leaves() {
     let hub = Hub::start(&[]);

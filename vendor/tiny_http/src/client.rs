@@ -99,8 +99,7 @@ impl ClientConnection {
     /// Patched: the reply to a request that cannot be read, as JSON
     /// (`{"error":"..."}`) that says what is wrong, with the application's
     /// `error_headers`. Upstream sent an empty body. The connection closes
-    /// after it (where the next request would start is unknown), and the
-    /// reply says so.
+    /// after it: where the next request would start is unknown.
     fn error_response(&self, status: u16, message: &str) -> Response<Cursor<Vec<u8>>> {
         // The messages are this file's own ASCII constants; quotes and
         // backslashes are escaped all the same.
@@ -113,12 +112,9 @@ impl ClientConnection {
         }
         body.push_str("\"}");
         let body = body.into_bytes();
-        let mut headers = Vec::with_capacity(self.error_headers.len() + 2);
-        let own = [("Content-Type", "application/json"), ("Connection", "close")];
-        for (name, value) in own {
-            if let Ok(header) = Header::from_bytes(name, value) {
-                headers.push(header);
-            }
+        let mut headers = Vec::with_capacity(self.error_headers.len() + 1);
+        if let Ok(json) = Header::from_bytes("Content-Type", "application/json") {
+            headers.push(json);
         }
         headers.extend(self.error_headers.iter().cloned());
         let len = body.len();
@@ -358,7 +354,8 @@ impl Iterator for ClientConnection {
                     let writer = self.sink.next().unwrap();
                     let response =
                         self.error_response(417, "unsupported Expect header: only 100-continue");
-                    response.raw_print(writer, ver, &[], true, None).ok();
+                    // Patched: the body is sent (upstream's was empty).
+                    response.raw_print(writer, ver, &[], false, None).ok();
                     return None; // TODO: should be recoverable, but needs handling in case of body
                 }
 
