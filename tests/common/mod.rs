@@ -299,17 +299,8 @@ impl Reply {
                 String::from_utf8_lossy(raw)
             )
         });
-        let head = String::from_utf8_lossy(&raw[..end]);
-        let mut lines = head.split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
-        let headers = parse_headers(lines);
+        let (status, headers, chunked) = parse_head(&raw[..end]).expect("a status line");
         let rest = &raw[end + 4..];
-        let chunked = header_in(&headers, "Transfer-Encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
         let body = if chunked {
             dechunk(rest)
         } else {
@@ -334,12 +325,7 @@ impl Reply {
                 Ok(_) => {}
             }
         }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = head.trim_end().split("\r\n");
-        let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-        let headers = parse_headers(lines);
-        let chunked = header_in(&headers, "Transfer-Encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let (status, headers, chunked) = parse_head(&head)?;
         let mut body = Vec::new();
         if chunked {
             loop {
@@ -386,7 +372,23 @@ impl Reply {
     }
 }
 
-fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+/// A response head (status line and headers, without the blank line after
+/// them): its status, its headers, and whether its body is chunked. `None`
+/// without a status line.
+fn parse_head(head: &[u8]) -> Option<(u16, Headers, bool)> {
+    let head = String::from_utf8_lossy(head);
+    let mut lines = head.trim_end().split("\r\n");
+    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
+    let headers = parse_headers(lines);
+    let chunked =
+        header_in(&headers, "Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+    Some((status, headers, chunked))
+}
+
+/// Header names and values, in order.
+type Headers = Vec<(String, String)>;
+
+fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Headers {
     lines
         .filter_map(|l| l.split_once(':'))
         .map(|(n, v)| (n.trim().to_owned(), v.trim().to_owned()))
@@ -513,16 +515,7 @@ impl Subscriber {
                 String::from_utf8_lossy(&head)
             );
         }
-        let head = String::from_utf8_lossy(&head).into_owned();
-        let mut lines = head.trim_end().split("\r\n");
-        let status = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|s| s.parse().ok())
-            .expect("status line");
-        let headers = parse_headers(lines);
-        let chunked = header_in(&headers, "Transfer-Encoding")
-            .is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
+        let (status, headers, chunked) = parse_head(&head).expect("a status line");
         let mut subscriber = Subscriber {
             status,
             headers,
