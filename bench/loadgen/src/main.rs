@@ -161,6 +161,25 @@ fn round(value: f64, places: i32) -> f64 {
     (value * scale).round() / scale
 }
 
+/// Adds the fields of the object `fields` to the object `report`.
+fn add(report: &mut Value, fields: Value) {
+    if let (Some(report), Value::Object(fields)) = (report.as_object_mut(), fields) {
+        report.extend(fields);
+    }
+}
+
+/// How opening the event streams went.
+fn streams_json(args: &Args, subs: &Subscribers, connect_s: f64) -> Value {
+    json!({
+        "subscribers": args.subscribers,
+        "connected": subs.opened,
+        "failed": subs.failed,
+        "retried": subs.retried,
+        "closed_early": subs.closed,
+        "connect_s": round(connect_s, 3),
+    })
+}
+
 fn common(args: &Args) -> Value {
     let tags: serde_json::Map<String, Value> = args
         .tag
@@ -358,14 +377,8 @@ fn fanout(args: &Args) -> Outcome {
         if timed_out { "; TIMED OUT" } else { "" }
     );
 
-    let object = report.as_object_mut().expect("an object");
+    add(&mut report, streams_json(args, &subs, connect_s));
     let fields = json!({
-        "subscribers": args.subscribers,
-        "connected": subs.opened,
-        "failed": subs.failed,
-        "retried": subs.retried,
-        "closed_early": subs.closed,
-        "connect_s": round(connect_s, 3),
         "receivers": receivers,
         "messages": args.messages,
         "rate": args.rate,
@@ -392,7 +405,7 @@ fn fanout(args: &Args) -> Outcome {
         "timed_out": timed_out,
         "load1_end": measure::load_average(),
     });
-    object.extend(fields.as_object().expect("an object").clone());
+    add(&mut report, fields);
     Ok(report)
 }
 
@@ -439,7 +452,6 @@ fn publish_only(args: &Args) -> Outcome {
     for e in &published.error_samples {
         eprintln!("  e.g. {e}");
     }
-    let object = report.as_object_mut().expect("an object");
     let fields = json!({
         "publishers": args.publishers,
         "size": args.size,
@@ -453,7 +465,7 @@ fn publish_only(args: &Args) -> Outcome {
         "loadgen_cpu_s": round(own.as_secs_f64(), 3),
         "load1_end": measure::load_average(),
     });
-    object.extend(fields.as_object().expect("an object").clone());
+    add(&mut report, fields);
     Ok(report)
 }
 
@@ -487,15 +499,9 @@ fn idle(args: &Args) -> Outcome {
         "[{}] {open} streams held: RSS {} -> {} KiB ({rss_per} KiB per stream, PSS {pss_per}), threads {} -> {} ({threads_per} per stream), kernel stacks {stack_per} KiB per stream (machine-wide)",
         args.label, before.rss_kib, after.rss_kib, before.threads, after.threads
     );
-    let object = report.as_object_mut().expect("an object");
+    add(&mut report, streams_json(args, &subs, connect_s));
     let fields = json!({
-        "subscribers": args.subscribers,
-        "connected": subs.opened,
-        "failed": subs.failed,
-        "retried": subs.retried,
-        "closed_early": subs.closed,
         "open": open,
-        "connect_s": round(connect_s, 3),
         "server": usage_json(&before, &after),
         "rss_kib_per_client": rss_per,
         "pss_kib_per_client": pss_per,
@@ -503,6 +509,6 @@ fn idle(args: &Args) -> Outcome {
         "kernel_stack_kib_per_client": stack_per,
         "load1_end": measure::load_average(),
     });
-    object.extend(fields.as_object().expect("an object").clone());
+    add(&mut report, fields);
     Ok(report)
 }
