@@ -1,10 +1,10 @@
 //! Message IDs: `<ms>-<seq>`, the Unix time in milliseconds at publish and a
 //! counter within that millisecond, like Redis stream IDs.
 //!
-//! The hub's [`IdClock`] hands them out in publish order. They only grow:
-//! within a process the clock never steps back even if the wall clock does,
-//! and across restarts they start from the current time, so a client that
-//! resumes against a restarted hub never meets an ID it has seen before
+//! The hub's clock (`IdClock`) hands them out in publish order. They only
+//! grow: within a process the clock never steps back even if the wall clock
+//! does, and across restarts they start from the current time, so a client
+//! that resumes against a restarted hub never meets an ID it has seen before
 //! (as long as the machine's clock is not set back across the restart).
 
 use std::fmt;
