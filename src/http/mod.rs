@@ -84,7 +84,7 @@ impl Context {
         self.stopping.load(Ordering::Relaxed)
     }
 
-    /// Queues a request for a worker, starting one if none is idle.
+    /// Queues a request for a worker, starting one if none is free.
     fn submit(self: &Arc<Context>, request: Request) {
         if self.pool.queue(request) {
             let ctx = Arc::clone(self);
