@@ -155,37 +155,41 @@ impl Event {
     /// but the `id:` line, which only the hub can write.
     pub fn encode_body(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.data.len() + 16);
-        if let Some(name) = &self.name {
-            out.extend_from_slice(b"event: ");
-            out.extend_from_slice(name.as_str().as_bytes());
-            out.push(b'\n');
-        }
-        push_data_lines(&mut out, &self.data);
-        out.push(b'\n');
+        self.push_body(&mut out);
         out
     }
 
     /// The whole event as a frame, with an `id:` line if `id` is given.
     pub fn frame(&self, id: Option<EventId>) -> Frame {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(self.data.len() + 48);
         if let Some(id) = id {
             push_id_line(&mut out, id);
         }
-        out.extend_from_slice(&self.encode_body());
+        self.push_body(&mut out);
         Frame::from_bytes(&out)
+    }
+
+    fn push_body(&self, out: &mut Vec<u8>) {
+        push_event(out, self.name.as_ref().map(EventName::as_str), &self.data);
     }
 }
 
-/// An event the hub sends itself (`connection`, `gap`): a reserved name and
-/// no `id:` line, so it does not move the client's last event ID.
-pub(crate) fn control_event(name: &str, data: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(name.len() + data.len() + 16);
-    out.extend_from_slice(b"event: ");
-    out.extend_from_slice(name.as_bytes());
+/// Appends an event the hub sends itself (`connection`, `gap`): a reserved
+/// name and no `id:` line, so it does not move the client's last event ID.
+pub(crate) fn push_control_event(out: &mut Vec<u8>, name: &str, data: &str) {
+    push_event(out, Some(name), data);
+}
+
+/// Appends the `event:` line (if named), the `data:` lines and the empty
+/// line that ends an event.
+fn push_event(out: &mut Vec<u8>, name: Option<&str>, data: &str) {
+    if let Some(name) = name {
+        out.extend_from_slice(b"event: ");
+        out.extend_from_slice(name.as_bytes());
+        out.push(b'\n');
+    }
+    push_data_lines(out, data);
     out.push(b'\n');
-    push_data_lines(&mut out, data);
-    out.push(b'\n');
-    out
 }
 
 /// Appends `id: <ms>-<seq>\n`.
@@ -205,7 +209,7 @@ pub(crate) fn push_id_line(out: &mut Vec<u8>, id: EventId) {
 /// lose that last empty line, and would leave a lone CR inside a value, where
 /// a client reads it as the end of the line.) Empty data is one bare `data:`
 /// line, so the event still fires.
-pub(crate) fn push_data_lines(out: &mut Vec<u8>, data: &str) {
+fn push_data_lines(out: &mut Vec<u8>, data: &str) {
     let bytes = data.as_bytes();
     let mut start = 0;
     loop {

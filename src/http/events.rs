@@ -30,7 +30,7 @@ use crate::error::Error;
 use crate::event_id::EventId;
 use crate::hub::{ClientId, Ended, Grant, SubscribeRequest};
 use crate::metrics::Counters;
-use crate::sse::{Frame, control_event};
+use crate::sse::{Frame, push_control_event};
 
 use super::{
     Context, InProgress, error_json, has_body, method_not_allowed, query_of, reply_error, to_json,
@@ -290,7 +290,7 @@ fn opening(ctx: &Context, wanted: &Wanted, grant: &Grant, bad_id: bool) -> Vec<u
         client: grant.client.to_string(),
         channels: wanted.channels.iter().map(Channel::as_str).collect(),
     };
-    out.extend_from_slice(&control_event("connection", &to_json(&hello)));
+    push_control_event(&mut out, "connection", &to_json(&hello));
     if let Some(requested) = &wanted.last_event_id
         && (bad_id || grant.replay.gap)
     {
@@ -298,7 +298,7 @@ fn opening(ctx: &Context, wanted: &Wanted, grant: &Grant, bad_id: bool) -> Vec<u
             requested,
             oldest: grant.replay.oldest.map(|id| id.to_string()),
         };
-        out.extend_from_slice(&control_event("gap", &to_json(&gap)));
+        push_control_event(&mut out, "gap", &to_json(&gap));
     }
     out
 }
