@@ -13,7 +13,7 @@ use log::warn;
 use percent_encoding::percent_decode_str;
 use tiny_http::{Method, Request, Response};
 
-use super::{Context, header, method_not_allowed, path_of, reply_error};
+use super::{Context, add_headers, method_not_allowed, path_of, reply_error, respond};
 use crate::error::Error;
 
 /// The copy of `static/` inside the binary.
@@ -64,23 +64,20 @@ pub(super) fn serve(ctx: &Context, request: Request) {
             None => return not_found(ctx, request),
         },
     };
-    for (field, value) in [
-        ("Content-Type", content_type(&name)),
-        ("Cache-Control", "no-cache"),
-        ("X-Content-Type-Options", "nosniff"),
-        (
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
-        ),
-    ] {
-        if let Some(header) = header(field, value) {
-            response.add_header(header);
-        }
-    }
+    add_headers(
+        &mut response,
+        &[
+            ("Content-Type", content_type(&name)),
+            ("Cache-Control", "no-cache"),
+            ("X-Content-Type-Options", "nosniff"),
+            (
+                "Content-Security-Policy",
+                "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'",
+            ),
+        ],
+    );
     response.add_header(ctx.cors.clone());
-    if let Err(e) = request.respond(response) {
-        log::debug!("response not delivered: {e}");
-    }
+    respond(request, response);
 }
 
 fn not_found(ctx: &Context, request: Request) {

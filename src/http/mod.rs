@@ -24,7 +24,7 @@ pub(crate) mod listener;
 mod pool;
 pub(crate) mod reaper;
 
-use std::io::Cursor;
+use std::io::{Cursor, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -201,8 +201,24 @@ fn header(name: &str, value: &str) -> Option<Header> {
     Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
 }
 
-/// Sends a complete response with the CORS header. A client that has gone
-/// away by now is no one's problem.
+/// Adds headers given as names and values known to be valid ASCII.
+fn add_headers<R: Read>(response: &mut Response<R>, headers: &[(&str, &str)]) {
+    for header in headers
+        .iter()
+        .filter_map(|(name, value)| header(name, value))
+    {
+        response.add_header(header);
+    }
+}
+
+/// Sends `response`. A client that has gone away by now is no one's problem.
+fn respond<R: Read>(request: Request, response: Response<R>) {
+    if let Err(e) = request.respond(response) {
+        debug!("response not delivered: {e}");
+    }
+}
+
+/// Sends a complete response with the CORS header.
 fn reply(
     ctx: &Context,
     request: Request,
@@ -220,15 +236,11 @@ fn reply(
         None,
     );
     response.add_header(ctx.cors.clone());
-    if let Some(content_type) = header("Content-Type", content_type) {
-        response.add_header(content_type);
-    }
+    add_headers(&mut response, &[("Content-Type", content_type)]);
     for extra in extra {
         response.add_header(extra.clone());
     }
-    if let Err(e) = request.respond(response) {
-        debug!("response not delivered: {e}");
-    }
+    respond(request, response);
 }
 
 /// Compact JSON text of a value that always serializes (plain structs of
@@ -286,19 +298,16 @@ fn small_get(ctx: &Context, request: Request, content_type: &str, body: Vec<u8>)
 /// CORS preflight: any route, `204` with what browsers need to know.
 fn preflight(ctx: &Context, request: Request) {
     let mut response = Response::empty(204).with_header(ctx.cors.clone());
-    for (name, value) in [
-        ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
-        (
-            "Access-Control-Allow-Headers",
-            "Content-Type, Authorization, Last-Event-ID",
-        ),
-        ("Access-Control-Max-Age", "86400"),
-    ] {
-        if let Some(header) = header(name, value) {
-            response.add_header(header);
-        }
-    }
-    if let Err(e) = request.respond(response) {
-        debug!("response not delivered: {e}");
-    }
+    add_headers(
+        &mut response,
+        &[
+            ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+            (
+                "Access-Control-Allow-Headers",
+                "Content-Type, Authorization, Last-Event-ID",
+            ),
+            ("Access-Control-Max-Age", "86400"),
+        ],
+    );
+    respond(request, response);
 }
