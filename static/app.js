@@ -125,8 +125,25 @@
     for (const type of ["message", ...view.eventTypes]) listen(es, type);
   }
 
+  // Each stream's listeners by event type: one per type, so that asking
+  // again (Apply, a publish under a new type) never logs an event twice.
+  const listeners = new WeakMap();
+
   function listen(es, type) {
-    es.addEventListener(type, (e) => es === source && onMessage(e));
+    let byType = listeners.get(es);
+    if (!byType) listeners.set(es, (byType = new Map()));
+    if (byType.has(type)) return;
+    const listener = (e) => es === source && onMessage(e);
+    byType.set(type, listener);
+    es.addEventListener(type, listener);
+  }
+
+  function unlisten(es, type) {
+    const byType = listeners.get(es);
+    const listener = byType && byType.get(type);
+    if (!listener) return;
+    es.removeEventListener(type, listener);
+    byType.delete(type);
   }
 
   function closeSource() {
@@ -166,9 +183,7 @@
     // refused the stream (full, or a proxy error) from one out of reach.
     why = (await hubAnswers()) ? "the hub refused the stream (full?)" : "the hub cannot be reached";
     if (failed === generation && source === null && wanted && retryTimer) {
-      showCountdown(why);
-      clearInterval(countdownTimer);
-      countdownTimer = setInterval(() => showCountdown(why), 250);
+      showCountdown(why); // the running countdown reads `why` too
       note(`Connection failed: ${why}; retrying in ${Math.round(delay / 1000)} s`);
     }
   }
@@ -583,9 +598,8 @@
   }
 
   function removeEventType(type) {
-    // A listener cannot be told apart to remove; the type simply stops
-    // being wanted, and the next stream does not listen for it.
     view.eventTypes = view.eventTypes.filter((t) => t !== type);
+    if (source) unlisten(source, type);
   }
 
   ui.subscribe.addEventListener("submit", (e) => {
@@ -599,16 +613,16 @@
     }
     const types = splitEventTypes(ui.events.value);
     const channelsChanged = channels.join("\n") !== view.channels.join("\n");
-    const typesDropped = view.eventTypes.some((t) => !types.includes(t));
+    const dropped = view.eventTypes.filter((t) => !types.includes(t));
     view.channels = channels;
-    view.eventTypes = [];
-    for (const type of types) view.eventTypes.push(type);
+    view.eventTypes = types;
     writeUrl();
     showView();
-    if (channelsChanged || typesDropped || !source) {
+    if (channelsChanged || !source) {
       attempt = 0;
       connect();
     } else {
+      for (const type of dropped) unlisten(source, type);
       for (const type of types) listen(source, type);
     }
   });
@@ -653,14 +667,17 @@
       if (publishedHere.size > LOG_LIMIT) publishedHere.delete(publishedHere.keys().next().value);
       const entry = entriesById.get(answer.id);
       if (entry) setChannelBadge(entry, channel);
-      if (added) writeUrl();
-      showView();
+      if (added) {
+        writeUrl();
+        showView();
+      }
       const n = Number(answer.clients);
       return showPublishResult(`Published ${answer.id} to ${n} ${n === 1 ? "client" : "clients"}`, false);
     }
     if (added) removeEventType(type);
     const why = answer && typeof answer.error === "string" ? answer.error : "no reason given";
-    showPublishResult(`${reply.status} ${reply.statusText}: ${why}`.replace("  ", " "), true);
+    const status = [reply.status, reply.statusText].filter(Boolean).join(" ");
+    showPublishResult(`${status}: ${why}`, true);
   });
 
   ui.message.addEventListener("keydown", (e) => {

@@ -388,12 +388,19 @@ test("messages published from the form and with plain HTTP both appear", { timeo
   assert.equal(reading.id, readingId);
   assert.equal((await entries(page, "connection")).length, 1, "adding an event type reconnected");
   assert.equal(await text(page, "#client-id"), hello.client);
+  // Applying the same types again adds no second listener: one event, one
+  // entry. (The stream is in order: a double would be there before the marker.)
+  await page.press("#events", "Enter");
+  await hub.send({ message: "22.0 C", event: "reading" });
+  await hub.send({ message: "after the readings" });
+  await entry(page, "after the readings");
+  assert.deepEqual(await entries(page, "reading"), ["21.5 C", "22.0 C"]);
 
   // The empty message is an event too.
   await hub.send({ message: "" });
   await entry(page, "(empty)");
 
-  assert.equal(await text(page, "#received"), "5");
+  assert.equal(await text(page, "#received"), "7");
   const lastId = await hub.send({ message: "last" });
   await entry(page, "last");
   assert.equal(await text(page, "#last-id"), lastId);
