@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Hub, Subscriber};
+use common::{Hub, Subscriber, id_order};
 use serde_json::json;
 
 fn ready(hub: &Hub) -> Subscriber {
@@ -105,8 +105,7 @@ fn ids_have_the_documented_form_and_strictly_increase() {
     for i in 0..300 {
         let (id, clients) = hub.publish(json!({ "message": i.to_string() }));
         assert_eq!(clients, 1);
-        let (ms, seq) = id.split_once('-').expect("<ms>-<seq>");
-        let parsed = (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap());
+        let parsed = id_order(&id);
         assert!(last.is_none_or(|l| parsed > l), "{id} after {last:?}");
         last = Some(parsed);
         assert_eq!(client.next_event().id(), id);
@@ -120,11 +119,7 @@ fn ids_keep_growing_across_a_restart() {
     hub.terminate();
     let hub = Hub::start(&[]);
     let (after, _) = hub.publish(json!({ "message": "y" }));
-    let parse = |id: &str| {
-        let (ms, seq) = id.split_once('-').unwrap();
-        (ms.parse::<u64>().unwrap(), seq.parse::<u64>().unwrap())
-    };
-    assert!(parse(&after) > parse(&before), "{after} <= {before}");
+    assert!(id_order(&after) > id_order(&before), "{after} <= {before}");
 }
 
 #[test]
@@ -168,10 +163,25 @@ fn bad_publishes_are_refused_and_publish_nothing() {
     let mut client = ready(&hub);
     let big = format!(r#"{{"message":"{}"}}"#, "x".repeat(2000));
     let cases: Vec<(Vec<u8>, u16, &str)> = vec![
+        (b"".to_vec(), 400, "not valid JSON"),
         (b"not json".to_vec(), 400, "not valid JSON"),
+        (b"{\"message\":".to_vec(), 400, "not valid JSON"),
+        (b"{\"message\":\"\\ud800\"}".to_vec(), 400, "not valid JSON"),
         (b"{\"message\": \"\xff\"}".to_vec(), 400, "UTF-8"),
         (b"[]".to_vec(), 400, "JSON object"),
+        (b"\"message\"".to_vec(), 400, "JSON object"),
+        (b"null".to_vec(), 400, "JSON object"),
         (b"{}".to_vec(), 400, "missing field \"message\""),
+        (
+            b"{\"msg\":\"x\"}".to_vec(),
+            400,
+            "missing field \"message\"",
+        ),
+        (
+            br#"{"message":"m","event":"a\nb"}"#.to_vec(),
+            400,
+            "CR, LF or NUL",
+        ),
         (br#"{"message":"m","event":""}"#.to_vec(), 400, "event name"),
         (
             br#"{"message":"m","event":"connection"}"#.to_vec(),
@@ -188,26 +198,24 @@ fn bad_publishes_are_refused_and_publish_nothing() {
             400,
             "channel name",
         ),
+        (
+            br#"{"message":"m","channel":{}}"#.to_vec(),
+            400,
+            "\"channel\" must be a string",
+        ),
         (big.into_bytes(), 413, "larger than the limit of 1000 bytes"),
     ];
     for (body, status, reason) in cases {
         let reply = hub.request("POST", "/broadcast", &[], &body);
-        assert_eq!(reply.status, status, "{}", String::from_utf8_lossy(&body));
-        assert_eq!(reply.header("Content-Type"), Some("application/json"));
-        assert!(
-            reply.error().contains(reason),
-            "{}: {}",
-            reason,
-            reply.error()
-        );
+        reply.assert_error(status, reason, &String::from_utf8_lossy(&body));
     }
-    for method in ["GET", "PUT", "DELETE"] {
-        let reply = hub.request(method, "/broadcast", &[], b"");
-        assert_eq!(reply.status, 405, "{method}");
-        assert_eq!(reply.header("Allow"), Some("POST, OPTIONS"));
-        assert!(reply.error().contains(method));
+    for method in ["GET", "PUT", "DELETE", "PATCH"] {
+        let reply = hub.request(method, "/broadcast", &[], b"{\"message\":\"x\"}");
+        reply.assert_error(405, method, method);
+        assert_eq!(reply.header("Allow"), Some("POST, OPTIONS"), "{method}");
     }
     assert_eq!(hub.stats()["published"], 0);
+    assert_eq!(hub.stats()["history"], 0);
     // The first thing the subscriber sees is the one good message after all
     // of the above.
     hub.publish_text("the only one");

@@ -220,7 +220,7 @@ fn resuming_while_publishing_loses_and_doubles_nothing() {
                         }
                     }
                     stream.close();
-                    let last = seen.last().map(|(id, _)| id.clone()).unwrap_or_default();
+                    let last = seen.last().map(|(id, _)| id.clone()).expect("events seen");
                     stream = resume(&hub, "/events", Some(&last));
                     reconnects += 1;
                 }

@@ -45,7 +45,7 @@ fn retry_zero_sends_no_retry_field() {
 }
 
 #[test]
-fn the_body_is_chunked_and_each_batch_is_one_chunk() {
+fn the_body_is_chunked_and_the_opening_is_one_chunk() {
     let hub = Hub::start(&["--retry", "0"]);
     let mut stream = hub.connect();
     stream

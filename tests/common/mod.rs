@@ -36,16 +36,11 @@ pub struct Hub {
 impl Hub {
     /// Starts the binary on a free port of 127.0.0.1 with extra `args`.
     pub fn start(args: &[&str]) -> Hub {
-        Hub::start_at("127.0.0.1:0", args)
+        Hub::start_with_env("127.0.0.1:0", args, &[])
     }
 
-    /// Starts the binary listening on `listen` (to restart on a known port).
-    pub fn start_at(listen: &str, args: &[&str]) -> Hub {
-        Hub::start_with_env(listen, args, &[])
-    }
-
-    /// Like [`Hub::start_at`], with extra environment variables (such as
-    /// `SSE_HUB_PUBLISH_TOKEN`) set for the process.
+    /// Starts the binary listening on `listen`, with extra environment
+    /// variables (such as `SSE_HUB_PUBLISH_TOKEN`) set for the process.
     pub fn start_with_env(listen: &str, args: &[&str], env: &[(&str, &str)]) -> Hub {
         Hub::spawn(listen, args, env, Logs::Read)
     }
@@ -113,13 +108,12 @@ impl Hub {
         let pid = i32::try_from(self.child.id()).expect("pid fits");
         // SAFETY: kill(2) on our own child's pid.
         unsafe { libc::kill(pid, libc::SIGTERM) };
-        wait_with_guard(&mut self.child)
+        self.wait()
     }
 
-    /// Stops the process at once (SIGKILL), like a crash.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// Waits for the process to exit (after a signal sent by the test).
+    pub fn wait(&mut self) -> ExitStatus {
+        wait_with_guard(&mut self.child)
     }
 
     pub fn pid(&self) -> u32 {
@@ -172,17 +166,10 @@ impl Hub {
         head.push_str("\r\n");
         let mut raw = head.into_bytes();
         raw.extend_from_slice(body);
-        self.raw(&raw)
-    }
-
-    /// Sends raw bytes on a fresh connection and reads the reply until the
-    /// server closes the connection.
-    pub fn raw(&self, bytes: &[u8]) -> Reply {
         let mut stream = self.connect();
-        stream.write_all(bytes).expect("send request");
-        let mut received = Vec::new();
-        stream.read_to_end(&mut received).expect("read reply");
-        Reply::parse(&received)
+        stream.write_all(&raw).expect("send request");
+        // The reply to a HEAD has no body, whatever its headers say.
+        Reply::read(&mut BufReader::new(stream), method != "HEAD").expect("a complete reply")
     }
 
     /// Sends raw bytes on a fresh connection and reads one reply, framed by
@@ -292,32 +279,15 @@ pub struct Reply {
 }
 
 impl Reply {
-    fn parse(raw: &[u8]) -> Reply {
-        let end = find(raw, b"\r\n\r\n").unwrap_or_else(|| {
-            panic!(
-                "no complete reply head in {:?}",
-                String::from_utf8_lossy(raw)
-            )
-        });
-        let (status, headers, chunked) = parse_head(&raw[..end]).expect("a status line");
-        let rest = &raw[end + 4..];
-        let body = if chunked {
-            dechunk(rest)
-        } else {
-            rest.to_vec()
-        };
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    /// Reads one reply from `reader`, framed by its `Content-Length` (no
-    /// body without one) or chunked, leaving what follows (a pipelined reply)
-    /// unread. `None` if the connection ends, fails or stays silent for its
+    /// Reads one reply from `reader`, framed by its `Content-Length` or
+    /// chunked (or, with neither, by the end of the connection), leaving what
+    /// follows (a pipelined reply) unread. `None` if the connection ends, fails or stays silent for its
     /// read timeout before a complete reply arrived.
     pub fn read_from(reader: &mut BufReader<TcpStream>) -> Option<Reply> {
+        Reply::read(reader, true)
+    }
+
+    fn read(reader: &mut BufReader<TcpStream>, with_body: bool) -> Option<Reply> {
         let mut head = Vec::new();
         while !head.ends_with(b"\r\n\r\n") {
             match reader.read_until(b'\n', &mut head) {
@@ -326,23 +296,11 @@ impl Reply {
             }
         }
         let (status, headers, chunked) = parse_head(&head)?;
-        let mut body = Vec::new();
-        if chunked {
-            loop {
-                let mut size = String::new();
-                reader.read_line(&mut size).ok()?;
-                let size = usize::from_str_radix(size.trim(), 16).ok()?;
-                let mut chunk = vec![0; size + 2];
-                reader.read_exact(&mut chunk).ok()?;
-                if size == 0 {
-                    break;
-                }
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(length) = header_in(&headers, "Content-Length") {
-            body.resize(length.parse().ok()?, 0);
-            reader.read_exact(&mut body).ok()?;
-        }
+        let body = if with_body {
+            read_body(reader, &headers, chunked)?
+        } else {
+            Vec::new()
+        };
         Some(Reply {
             status,
             headers,
@@ -363,6 +321,27 @@ impl Reply {
             .unwrap_or_else(|e| panic!("reply is not JSON ({e}): {}", self.text()))
     }
 
+    /// Checks an error reply: `status`, a JSON `{"error": ...}` whose text
+    /// is not empty and contains `says`, and the CORS header that every
+    /// response carries. `what` names the request in a failure.
+    pub fn assert_error(&self, status: u16, says: &str, what: &str) {
+        assert_eq!(self.status, status, "{what}: {}", self.text());
+        assert_eq!(
+            self.header("Content-Type"),
+            Some("application/json"),
+            "{what}"
+        );
+        let error = self.error();
+        assert!(
+            !error.is_empty() && error.contains(says),
+            "{what}: {error:?}, expected it to say {says:?}"
+        );
+        assert!(
+            self.header("Access-Control-Allow-Origin").is_some(),
+            "{what}: no CORS header"
+        );
+    }
+
     /// The `error` text of a JSON error reply.
     pub fn error(&self) -> String {
         self.json()["error"]
@@ -370,6 +349,39 @@ impl Reply {
             .expect("an error field")
             .to_owned()
     }
+}
+
+/// A reply's body: chunked, `Content-Length` bytes, or (with neither) up
+/// to the end of the connection.
+fn read_body(
+    reader: &mut BufReader<TcpStream>,
+    headers: &Headers,
+    chunked: bool,
+) -> Option<Vec<u8>> {
+    let mut body = Vec::new();
+    if chunked {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).ok()?;
+            let size = usize::from_str_radix(size.trim(), 16).ok()?;
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                return Some(body);
+            }
+            body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    match header_in(headers, "Content-Length") {
+        Some(length) => {
+            body.resize(length.parse().ok()?, 0);
+            reader.read_exact(&mut body).ok()?;
+        }
+        None => {
+            reader.read_to_end(&mut body).ok()?;
+        }
+    }
+    Some(body)
 }
 
 /// A response head (status line and headers, without the blank line after
@@ -383,6 +395,23 @@ fn parse_head(head: &[u8]) -> Option<(u16, Headers, bool)> {
     let chunked =
         header_in(&headers, "Transfer-Encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked"));
     Some((status, headers, chunked))
+}
+
+/// A message ID, `<ms>-<seq>` (two decimal numbers; panics otherwise), as a
+/// pair that orders like the IDs do.
+pub fn id_order(id: &str) -> (u64, u64) {
+    let parse = |n: &str| {
+        assert!(
+            !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()),
+            "{id:?} is not <ms>-<seq>"
+        );
+        n.parse()
+            .unwrap_or_else(|_| panic!("{id:?}: a part past u64"))
+    };
+    let (ms, seq) = id
+        .split_once('-')
+        .unwrap_or_else(|| panic!("{id:?} is not <ms>-<seq>"));
+    (parse(ms), parse(seq))
 }
 
 /// Header names and values, in order.
@@ -400,28 +429,6 @@ fn header_in<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str>
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
-}
-
-fn dechunk(mut raw: &[u8]) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Some(line_end) = find(raw, b"\r\n") {
-        let size = usize::from_str_radix(
-            std::str::from_utf8(&raw[..line_end]).unwrap_or("0").trim(),
-            16,
-        )
-        .unwrap_or(0);
-        raw = &raw[line_end + 2..];
-        if size == 0 || raw.len() < size {
-            break;
-        }
-        body.extend_from_slice(&raw[..size]);
-        raw = &raw[(size + 2).min(raw.len())..];
-    }
-    body
 }
 
 /// One dispatched event, as an `EventSource` would see it.
@@ -470,6 +477,9 @@ pub struct Subscriber {
     /// How much of `pending` is known to hold no line break.
     scanned: usize,
     ended: bool,
+    /// The body ended as it should: the last chunk (chunked), or the close
+    /// (close-delimited).
+    ended_cleanly: bool,
     /// The body of a non-200 reply.
     pub error_body: String,
     // Parser state, named as in the standard.
@@ -525,6 +535,7 @@ impl Subscriber {
             pending: Vec::new(),
             scanned: 0,
             ended: false,
+            ended_cleanly: false,
             error_body: String::new(),
             data: String::new(),
             event_type: String::new(),
@@ -548,12 +559,17 @@ impl Subscriber {
         header_in(&self.headers, name)
     }
 
-    /// The next event; panics if the stream ends or nothing comes in time.
+    /// The next event; panics if the stream ends or no event comes within
+    /// [`GUARD`] (heartbeats do not keep the wait going).
     pub fn next_event(&mut self) -> SseEvent {
+        let deadline = Instant::now() + GUARD;
         loop {
             match self.next_item() {
                 Some(Item::Event(event)) => return event,
-                Some(Item::Comment(_)) => {}
+                Some(Item::Comment(_)) => assert!(
+                    Instant::now() < deadline,
+                    "only comments arrived for {GUARD:?} while an event was expected"
+                ),
                 None => panic!("the stream ended while an event was expected"),
             }
         }
@@ -585,9 +601,11 @@ impl Subscriber {
         events
     }
 
-    /// True once the server ended the body (final chunk, or close).
-    pub fn ended(&self) -> bool {
-        self.ended
+    /// True if the server ended the body as it should: with the last chunk
+    /// of a chunked body, or by closing a close-delimited one (not by a
+    /// close or reset in the middle of a chunked body).
+    pub fn ended_cleanly(&self) -> bool {
+        self.ended_cleanly
     }
 
     /// Closes the connection at once.
@@ -695,6 +713,7 @@ impl Subscriber {
             let n = self.read_some(&mut buf);
             if n == 0 {
                 self.ended = true;
+                self.ended_cleanly = true;
                 return false;
             }
             self.pending.extend_from_slice(&buf[..n]);
@@ -712,6 +731,7 @@ impl Subscriber {
                 let mut trailer = String::new();
                 self.read_line(&mut trailer);
                 self.ended = true;
+                self.ended_cleanly = true;
                 return false;
             }
             self.chunk_left = size;

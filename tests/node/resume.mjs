@@ -131,16 +131,14 @@ class Hub {
     })
   }
 
-  /** SIGTERM, and checks the hub exits 0 within 2 seconds. */
+  /** SIGTERM, and checks the hub exits 0. Returns how long it took. */
   async terminate() {
     const at = Date.now()
     this.child.kill('SIGTERM')
     const exit = await Promise.race([this.exited, sleep(WAIT_MS).then(() => null)])
     check(exit, `sse-hub did not exit within ${WAIT_MS} ms of SIGTERM`)
-    const took = Date.now() - at
     checkEqual(exit, {code: 0, signal: null}, 'sse-hub exit status after SIGTERM')
-    check(took <= 2000, `sse-hub took ${took} ms to exit after SIGTERM (at most 2000)`)
-    return took
+    return Date.now() - at
   }
 
   /** POST /broadcast; returns the publish with the reply's id. */
@@ -368,6 +366,15 @@ function events(recorder) {
 
 const CHANNELS = [null, 'news', 'sports']
 
+/**
+ * Publishes an end marker to everyone and waits until every client has it.
+ * Each stream is in order, so anything late (a duplicate) is there by then.
+ */
+async function settle(hub, clients, into) {
+  into.push(await hub.publish(`end-${into.length}`, null))
+  for (const c of clients) await c.caughtUp(into)
+}
+
 /** Publishes n messages, cycling through no channel, news and sports. */
 async function publishSome(hub, tag, n, into) {
   for (let i = 0; i < n; i++) {
@@ -414,7 +421,7 @@ async function connectionCut(hub) {
     publishing = false
     await publisher
     for (const c of clients) await c.caughtUp(published)
-    await sleep(200) // anything late (a duplicate) would arrive by now
+    await settle(hub, clients, published)
 
     for (const c of clients) {
       c.checkExactly(published, 'connection cut')
@@ -482,7 +489,7 @@ async function serverRestart(hub) {
     const after = []
     await publishSome(hub, 'after', 6, after)
     for (const c of clients) await c.caughtUp([...before, ...after])
-    await sleep(200)
+    await settle(hub, clients, after)
 
     check(
       compareIds(after[0].id, before[before.length - 1].id) > 0,
@@ -539,7 +546,7 @@ async function badId(hub) {
     const live = []
     await publishSome(hub, 'live', 3, live)
     for (const c of clients) await c.caughtUp(live)
-    await sleep(200)
+    await settle(hub, clients, live)
     for (const c of clients) {
       checkEqual(
         c.responses[0],
