@@ -112,11 +112,13 @@ start_server() { # NAME LOG
       rm -rf "$OUT/nchan-prefix"
       "$root/bench/peers/nchan/run.sh" "$PORT" "$OUT/nchan-prefix" >"$log" 2>&1 &
       MAIN=$!
+      local up=false
       for _ in $(seq 100); do
-        curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
+        curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && { up=true; break; }
         sleep 0.05
       done
-      PIDS="$MAIN,$(pgrep -P "$MAIN" | paste -sd, -)"
+      $up || { echo "nginx did not start; log:" >&2; cat "$log" >&2; exit 1; }
+      PIDS="$MAIN,$(pgrep -P "$MAIN" | paste -sd, - || true)"
       SUB=/sub/bench PUB='/pub?id=bench' BODY=raw
       ;;
   esac
@@ -259,7 +261,6 @@ json.dump({
     "kernel": platform.release(),
     "memory_gib": round(mem_kib / 1024 / 1024, 1),
     "rustc": sh("rustc --version"),
-    "sse_hub": sh("git describe --always --dirty"),
     "node": sh("node --version"),
     "nginx": sh("nginx -v 2>&1").replace("nginx version: ", ""),
     "nchan": sh("dpkg-query -W -f='${Version}' libnginx-mod-nchan"),

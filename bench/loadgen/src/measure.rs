@@ -168,19 +168,16 @@ pub fn own_cpu() -> Duration {
     Duration::from_micros(micros(usage.ru_utime) + micros(usage.ru_stime))
 }
 
-/// Raises the soft limit on open files to the hard one; returns the limit.
-pub fn raise_open_files() -> u64 {
+/// Raises the soft limit on open files to the hard one.
+pub fn raise_open_files() {
     // SAFETY: getrlimit/setrlimit only read or write the struct passed.
     unsafe {
         let mut limit: libc::rlimit = std::mem::zeroed();
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        if limit.rlim_cur < limit.rlim_max {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
-        limit.rlim_cur
     }
 }
 

@@ -15,6 +15,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::measure::Histogram;
+use crate::stream::{Head, parse_head};
 
 /// How a message becomes a request body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -237,30 +238,15 @@ impl Connection {
             }
             self.fill()?;
         };
-        let head = String::from_utf8_lossy(&self.buf[..head_end]).into_owned();
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap_or_default();
-        let status: u16 = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| io::Error::other(format!("bad status line {status_line:?}")))?;
-        let mut length = 0usize;
-        let mut chunked = false;
-        let mut close = status_line.starts_with("HTTP/1.0");
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let value = value.trim();
-            if name.eq_ignore_ascii_case("content-length") {
-                length = value.parse().unwrap_or(0);
-            } else if name.eq_ignore_ascii_case("transfer-encoding") {
-                chunked = value.to_ascii_lowercase().contains("chunked");
-            } else if name.eq_ignore_ascii_case("connection") {
-                close = value.eq_ignore_ascii_case("close");
-            }
-        }
+        let Head {
+            status,
+            chunked,
+            length,
+            close,
+        } = parse_head(&self.buf[..head_end]).ok_or_else(|| {
+            let head = String::from_utf8_lossy(&self.buf[..head_end]);
+            io::Error::other(format!("bad response head {head:?}"))
+        })?;
         self.buf.drain(..head_end);
         if chunked {
             loop {

@@ -100,11 +100,11 @@ impl StreamParser {
                     Progress::Head
                 };
             };
-            let Some((status, chunked)) = parse_head(&head[..end]) else {
+            let Some(parsed) = parse_head(&head[..end]) else {
                 return Progress::Broken;
             };
-            self.chunked = chunked;
-            self.status = Some(status);
+            self.chunked = parsed.chunked;
+            self.status = Some(parsed.status);
             bytes = &bytes[end - before..];
             self.head = None;
         }
@@ -207,18 +207,39 @@ fn find_head_end(head: &[u8], from: usize) -> Option<usize> {
         .map(|at| from + at + 4)
 }
 
-/// The status code and whether the body is chunked.
-fn parse_head(head: &[u8]) -> Option<(u16, bool)> {
-    let text = std::str::from_utf8(head).ok()?;
+/// What a response head says about the body after it.
+pub struct Head {
+    pub status: u16,
+    pub chunked: bool,
+    /// `Content-Length`, 0 without one.
+    pub length: usize,
+    /// The connection closes after this response.
+    pub close: bool,
+}
+
+/// Parses a response head (status line and headers); `None` without a
+/// status code.
+pub fn parse_head(head: &[u8]) -> Option<Head> {
+    let text = String::from_utf8_lossy(head);
     let mut lines = text.split("\r\n");
-    let status = lines.next()?.split(' ').nth(1)?.parse().ok()?;
-    let chunked = lines.any(|line| {
-        line.split_once(':').is_some_and(|(name, value)| {
-            name.trim().eq_ignore_ascii_case("transfer-encoding")
-                && value.to_ascii_lowercase().contains("chunked")
-        })
-    });
-    Some((status, chunked))
+    let status_line = lines.next()?;
+    let mut parsed = Head {
+        status: status_line.split(' ').nth(1)?.parse().ok()?,
+        chunked: false,
+        length: 0,
+        close: status_line.starts_with("HTTP/1.0"),
+    };
+    for (name, value) in lines.filter_map(|line| line.split_once(':')) {
+        let (name, value) = (name.trim(), value.trim());
+        if name.eq_ignore_ascii_case("content-length") {
+            parsed.length = value.parse().unwrap_or(0);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            parsed.chunked = value.to_ascii_lowercase().contains("chunked");
+        } else if name.eq_ignore_ascii_case("connection") {
+            parsed.close = value.eq_ignore_ascii_case("close");
+        }
+    }
+    Some(parsed)
 }
 
 /// `data: <seq> <sent_ns>[ anything]` -> the stamp; any other line -> None.

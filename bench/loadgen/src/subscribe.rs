@@ -91,7 +91,8 @@ pub struct Tracker {
     /// Per message: deliveries so far, and the time of the latest.
     per_message: Vec<(u32, u64)>,
     sent_ns: Vec<u64>,
-    /// One bit per (subscriber, message); `None` if too large.
+    /// One bit per (subscriber, message); `None` if too large, and then
+    /// duplicates are not detected ([`Tracker::checks_duplicates`]).
     seen: Option<Vec<u64>>,
     words_per_subscriber: usize,
     /// Per (subscriber, publisher): the last sequence number seen.
@@ -101,22 +102,20 @@ pub struct Tracker {
     pub out_of_order: u64,
     /// Stamps with a sequence number past the plan (another run's messages).
     pub foreign: u64,
-    pub first_ns: u64,
     pub last_ns: u64,
 }
 
 impl Tracker {
     pub fn new(subscribers: usize, messages: u64, publishers: u64) -> Tracker {
-        let tracked = if messages == u64::MAX { 0 } else { messages };
-        let words = tracked.div_ceil(64) as usize;
-        let seen = (subscribers as u64 * tracked <= MAX_SEEN_BITS)
+        let words = messages.div_ceil(64) as usize;
+        let seen = (subscribers as u64 * messages <= MAX_SEEN_BITS)
             .then(|| vec![0u64; words * subscribers]);
         Tracker {
-            messages: tracked,
+            messages,
             publishers: publishers.max(1),
             latency: crate::measure::Histogram::default(),
-            per_message: vec![(0, 0); tracked as usize],
-            sent_ns: vec![0; tracked as usize],
+            per_message: vec![(0, 0); messages as usize],
+            sent_ns: vec![0; messages as usize],
             seen,
             words_per_subscriber: words,
             last_seq: vec![u64::MAX; subscribers * publishers.max(1) as usize],
@@ -124,9 +123,13 @@ impl Tracker {
             duplicated: 0,
             out_of_order: 0,
             foreign: 0,
-            first_ns: u64::MAX,
             last_ns: 0,
         }
+    }
+
+    /// Whether duplicates are detected (the plan fits the bitmap).
+    pub fn checks_duplicates(&self) -> bool {
+        self.seen.is_some()
     }
 
     fn record(&mut self, subscriber: usize, stamp: Stamp, now_ns: u64) {
@@ -157,7 +160,6 @@ impl Tracker {
         entry.0 += 1;
         entry.1 = entry.1.max(now_ns);
         self.sent_ns[seq] = stamp.sent_ns;
-        self.first_ns = self.first_ns.min(now_ns);
         self.last_ns = self.last_ns.max(now_ns);
     }
 
@@ -332,6 +334,11 @@ impl Subscribers {
 
     fn note_failure(&mut self, why: String) {
         self.failed += 1;
+        self.keep_sample(why);
+    }
+
+    /// Keeps the first few reasons, for the report.
+    fn keep_sample(&mut self, why: String) {
         if self.failures.len() < 5 {
             self.failures.push(why);
         }
@@ -428,9 +435,7 @@ impl Subscribers {
                 .registry()
                 .deregister(&mut self.conns[index].stream);
             self.closed += 1;
-            if self.failures.len() < 5 {
-                self.failures.push(format!("stream {index}: {why}"));
-            }
+            self.keep_sample(format!("stream {index}: {why}"));
         } else {
             self.fail(index, why);
         }
