@@ -1,6 +1,6 @@
 //! The hub's fan-out: one publish queued for every subscriber, through the
-//! public API (`HubHandle::publish` into `HubHandle::subscribe`
-//! subscriptions), with 1,000 and 10,000 subscribers.
+//! public API (`Hub::publish` into `Hub::subscribe` subscriptions), with
+//! 1,000 and 10,000 subscribers. No socket is involved.
 //!
 //! Each timed sample publishes a batch of messages and waits for each reply,
 //! which the hub sends after the frame is in every queue; draining the
@@ -9,53 +9,33 @@
 //! plus one round trip over the hub's command channel, and the throughput
 //! line reads as queued deliveries per second.
 //!
-//! The server caps subscribers at what the system's thread and memory-map
-//! limits allow for real streams, and in-process subscriptions count too;
-//! on a machine whose cap is below 10,000 the larger case runs with as
-//! many as the cap allows and says so on stderr.
-//!
 //! `cargo bench --bench fanout`
 
 use std::hint::black_box;
-use std::thread;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use sse_hub::{Config, Error, Event, Server, Subscription};
+use sse_hub::{Event, Hub, HubConfig, Subscription};
 
 /// Messages per timed batch; the queues hold at least this many.
 const BATCH: u64 = 32;
 
 fn fan_out(c: &mut Criterion) {
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("an address"),
+    let hub = Hub::start(HubConfig {
         max_clients: 20_000,
         queue: 4 * BATCH as usize,
         heartbeat: None,
-        ..Config::default()
-    };
-    let server = Server::bind(config).expect("the server binds");
-    let hub = server.hub();
-    let stopper = server.stopper();
-    let running = thread::spawn(move || server.run());
+        ..HubConfig::default()
+    })
+    .expect("the hub starts");
 
     let event = Event::new("x".repeat(256));
     let mut group = c.benchmark_group("hub_fanout");
     for wanted in [1_000usize, 10_000] {
-        let mut subscriptions: Vec<Subscription> = Vec::with_capacity(wanted);
-        while subscriptions.len() < wanted {
-            match hub.subscribe(&[], None) {
-                Ok(subscription) => subscriptions.push(subscription),
-                Err(Error::HubFull) => break,
-                Err(e) => panic!("cannot subscribe: {e}"),
-            }
-        }
+        let mut subscriptions: Vec<Subscription> = (0..wanted)
+            .map(|_| hub.subscribe(&[], None).expect("room for every subscriber"))
+            .collect();
         let n = subscriptions.len();
-        if n < wanted {
-            eprintln!(
-                "hub_fanout: the hub took {n} of {wanted} subscribers (its --max-clients cap on this machine)"
-            );
-        }
         group.throughput(Throughput::Elements(n as u64));
         group.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_custom(|iters| {
@@ -68,8 +48,12 @@ fn fan_out(c: &mut Criterion) {
                         black_box(hub.publish(&event, None).expect("the hub runs"));
                     }
                     timed += start.elapsed();
-                    for subscription in &subscriptions {
-                        assert_eq!(subscription.frames().try_iter().count(), batch as usize);
+                    for subscription in &mut subscriptions {
+                        let mut events = 0;
+                        while let Some(frame) = subscription.try_recv() {
+                            events += u64::from(frame.events());
+                        }
+                        assert_eq!(events, batch);
                     }
                     left -= batch;
                 }
@@ -79,12 +63,7 @@ fn fan_out(c: &mut Criterion) {
         drop(subscriptions);
     }
     group.finish();
-
-    stopper.stop();
-    running
-        .join()
-        .expect("the server thread")
-        .expect("the server stops cleanly");
+    hub.stop();
 }
 
 fn short() -> Criterion {

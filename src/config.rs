@@ -1,5 +1,8 @@
-//! Settings, built once (from the command line in `main.rs`, or by hand when
-//! embedding) and passed down to every part as one shared value.
+//! Settings, each with its one default: [`HubConfig`] for a hub on its own
+//! (history, queues, client limit, and the heartbeat and `retry:` every
+//! stream gets), and [`Config`] for the HTTP server around one. Built once,
+//! from the command line in `main.rs` or by hand when embedding, and passed
+//! down as one value.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -7,37 +10,96 @@ use std::time::Duration;
 
 use crate::error::Error;
 
-/// How the server behaves. [`Config::default`] gives the documented defaults.
+/// The longest any timeout or interval may be: longer ones would overflow
+/// clock arithmetic, and mean "never" anyway.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// How a hub behaves, whatever serves its streams. [`HubConfig::default`]
+/// gives the documented defaults.
 ///
 /// # Example
 ///
 /// ```
 /// use std::time::Duration;
 ///
+/// let config = sse_hub::HubConfig {
+///     history: 100,
+///     heartbeat: Some(Duration::from_secs(5)),
+///     ..sse_hub::HubConfig::default()
+/// };
+/// assert_eq!(config.queue, 256);
+/// assert!(config.validate().is_ok());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HubConfig {
+    /// Published messages kept for `Last-Event-ID` replay; 0 keeps none.
+    pub history: usize,
+    /// Capacity of each subscriber's queue, in events. A subscriber whose
+    /// queue is full is dropped and catches up from history when it resumes.
+    pub queue: usize,
+    /// Most subscribers at once; past it, subscribing fails with
+    /// [`Error::HubFull`].
+    pub max_clients: usize,
+    /// Keep-alive comment on an idle stream this often; `None` sends none.
+    pub heartbeat: Option<Duration>,
+    /// Reconnection delay sent as `retry:` at the start of every stream;
+    /// `None` sends none.
+    pub retry: Option<Duration>,
+}
+
+impl Default for HubConfig {
+    fn default() -> HubConfig {
+        HubConfig {
+            history: 1024,
+            queue: 256,
+            max_clients: 10_000,
+            heartbeat: Some(Duration::from_secs(15)),
+            retry: Some(Duration::from_millis(3000)),
+        }
+    }
+}
+
+impl HubConfig {
+    /// Checks the values that would otherwise fail later, at a worse moment.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the setting and what it needs.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.queue == 0 {
+            return invalid("queue", "must be at least 1");
+        }
+        if self.max_clients == 0 {
+            return invalid("max_clients", "must be at least 1");
+        }
+        if let Some(heartbeat) = self.heartbeat {
+            check_duration("heartbeat", heartbeat)?;
+        }
+        if let Some(retry) = self.retry {
+            check_duration("retry", retry)?;
+        }
+        Ok(())
+    }
+}
+
+/// How the HTTP server behaves. [`Config::default`] gives the documented
+/// defaults.
+///
+/// # Example
+///
+/// ```
 /// let config = sse_hub::Config {
 ///     listen: "127.0.0.1:0".parse().unwrap(),
-///     heartbeat: Some(Duration::from_secs(5)),
 ///     ..sse_hub::Config::default()
 /// };
-/// assert_eq!(config.history, 1024);
+/// assert_eq!(config.hub.history, 1024);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// Keep-alive comment on an idle stream this often; `None` sends none.
-    pub heartbeat: Option<Duration>,
-    /// Reconnection delay sent as `retry:` at the start of every stream, in
-    /// milliseconds; 0 sends none.
-    pub retry_ms: u64,
-    /// Published messages kept for `Last-Event-ID` replay; 0 keeps none.
-    pub history: usize,
-    /// Capacity of each subscriber's queue, in messages. A subscriber whose
-    /// queue is full is dropped and catches up from history when it resumes.
-    pub queue: usize,
-    /// Most concurrent `/events` streams. The server may lower it at start
-    /// when the system's limits cannot hold that many (see the README).
-    pub max_clients: usize,
+    /// The hub behind the server.
+    pub hub: HubConfig,
     /// Largest `/broadcast` body, in bytes.
     pub max_body: usize,
     /// If set, `/broadcast` needs `Authorization: Bearer <token>`.
@@ -61,11 +123,7 @@ impl Default for Config {
     fn default() -> Config {
         Config {
             listen: SocketAddr::from((Ipv4Addr::LOCALHOST, 3000)),
-            heartbeat: Some(Duration::from_secs(15)),
-            retry_ms: 3000,
-            history: 1024,
-            queue: 256,
-            max_clients: 10_000,
+            hub: HubConfig::default(),
             max_body: 65_536,
             publish_token: None,
             cors_origin: "*".to_owned(),
@@ -84,41 +142,54 @@ impl Config {
     ///
     /// [`Error::InvalidConfig`] naming the setting and what it needs.
     pub fn validate(&self) -> Result<(), Error> {
-        let invalid = |why: &str| Err(Error::InvalidConfig(why.to_owned()));
-        if self.queue == 0 {
-            return invalid("--queue must be at least 1");
-        }
+        self.hub.validate()?;
         if self.max_body == 0 {
-            return invalid("--max-body must be at least 1");
+            return invalid("max_body", "must be at least 1");
         }
-        if self.cors_origin.is_empty() || !is_header_value(&self.cors_origin) {
-            return invalid("--cors-origin must be printable ASCII, like * or https://example.com");
-        }
+        check_header_value("cors_origin", &self.cors_origin)?;
         if let Some(token) = &self.publish_token
             && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
-            return invalid("--publish-token must be printable ASCII without spaces");
+            return invalid("publish_token", "must be printable ASCII without spaces");
         }
         if let Some(dir) = &self.static_dir
             && !dir.is_dir()
         {
-            return Err(Error::InvalidConfig(format!(
-                "--static {} is not a folder",
-                dir.display()
-            )));
+            return invalid("static_dir", &format!("{} is not a folder", dir.display()));
         }
-        if self.write_timeout.is_zero()
-            || self.body_timeout.is_zero()
-            || self.idle_timeout.is_zero()
-        {
-            return invalid("timeouts must be longer than zero");
-        }
+        check_duration("write_timeout", self.write_timeout)?;
+        check_duration("body_timeout", self.body_timeout)?;
+        check_duration("idle_timeout", self.idle_timeout)?;
         Ok(())
     }
 }
 
-fn is_header_value(value: &str) -> bool {
-    value.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+fn invalid(field: &'static str, why: &str) -> Result<(), Error> {
+    Err(Error::InvalidConfig {
+        field,
+        why: why.to_owned(),
+    })
+}
+
+fn check_duration(field: &'static str, value: Duration) -> Result<(), Error> {
+    if value.is_zero() {
+        return invalid(field, "must be longer than zero");
+    }
+    if value > MAX_DURATION {
+        return invalid(field, "must be at most a day (86400 seconds)");
+    }
+    Ok(())
+}
+
+/// Checks a value that goes into a response header: printable ASCII.
+pub(crate) fn check_header_value(field: &'static str, value: &str) -> Result<(), Error> {
+    if value.is_empty() || !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return invalid(
+            field,
+            "must be printable ASCII, like * or https://example.com",
+        );
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -131,27 +202,67 @@ mod tests {
     }
 
     #[test]
-    fn rejects_values_that_would_break_later() {
+    fn each_bad_value_is_named() {
+        let hub = |hub: HubConfig| Config {
+            hub,
+            ..Config::default()
+        };
         let bad = [
-            Config {
-                queue: 0,
-                ..Config::default()
-            },
-            Config {
-                cors_origin: "a\r\nSet-Cookie: x".to_owned(),
-                ..Config::default()
-            },
-            Config {
-                publish_token: Some("two words".to_owned()),
-                ..Config::default()
-            },
-            Config {
-                static_dir: Some(PathBuf::from("/no/such/folder")),
-                ..Config::default()
-            },
+            (
+                hub(HubConfig {
+                    queue: 0,
+                    ..HubConfig::default()
+                }),
+                "queue",
+            ),
+            (
+                hub(HubConfig {
+                    max_clients: 0,
+                    ..HubConfig::default()
+                }),
+                "max_clients",
+            ),
+            (
+                hub(HubConfig {
+                    heartbeat: Some(Duration::from_secs(u64::MAX)),
+                    ..HubConfig::default()
+                }),
+                "heartbeat",
+            ),
+            (
+                Config {
+                    cors_origin: "a\r\nSet-Cookie: x".to_owned(),
+                    ..Config::default()
+                },
+                "cors_origin",
+            ),
+            (
+                Config {
+                    publish_token: Some("two words".to_owned()),
+                    ..Config::default()
+                },
+                "publish_token",
+            ),
+            (
+                Config {
+                    static_dir: Some(PathBuf::from("/no/such/folder")),
+                    ..Config::default()
+                },
+                "static_dir",
+            ),
+            (
+                Config {
+                    body_timeout: Duration::from_secs(u64::MAX),
+                    ..Config::default()
+                },
+                "body_timeout",
+            ),
         ];
-        for config in bad {
-            assert!(config.validate().is_err(), "{config:?}");
+        for (config, field) in bad {
+            match config.validate() {
+                Err(Error::InvalidConfig { field: named, .. }) => assert_eq!(named, field),
+                other => panic!("{field}: {other:?}"),
+            }
         }
     }
 }

@@ -1,6 +1,11 @@
-//! Everything that can go wrong, as one enum whose messages read like
-//! sentences: they are what a user sees in a log line or in the `error` field
-//! of a JSON reply, so each says what is wrong and, where it helps, what to do.
+//! Everything a public function of this crate can fail with, as one enum
+//! whose messages read like sentences: they are what a user sees in a log
+//! line or in the `error` field of a JSON reply, so each says what is wrong
+//! and, where it helps, what to do.
+//!
+//! Faults that only an HTTP request can have (a missing token, a body too
+//! large or too slow) are the server's business, with their status codes,
+//! in `server/reply.rs`.
 
 use std::fmt;
 use std::io;
@@ -17,8 +22,14 @@ pub enum Error {
         /// What the operating system said.
         source: io::Error,
     },
-    /// A configuration value is out of range.
-    InvalidConfig(String),
+    /// A setting is out of range.
+    InvalidConfig {
+        /// The setting, as named in [`Config`](crate::Config) or
+        /// [`HubConfig`](crate::HubConfig).
+        field: &'static str,
+        /// What it must be.
+        why: String,
+    },
     /// An event name breaks the rules; the text says which.
     InvalidEventName(&'static str),
     /// A channel name breaks the rules; the text says which.
@@ -29,34 +40,35 @@ pub enum Error {
     BodyNotUtf8,
     /// A publish body is not JSON; the text is the parser's.
     BodyNotJson(String),
-    /// A publish body is JSON but not an object.
+    /// A publish body is JSON but neither an object nor an array of them.
     BodyNotAnObject,
     /// A publish body has no `message` field.
     MissingMessage,
+    /// A publish body has a field other than `message`, `event` and
+    /// `channel`.
+    UnknownField(String),
     /// A publish body's `event` field is not a string.
     EventNotAString,
     /// A publish body's `channel` field is not a string.
     ChannelNotAString,
-    /// A subscribe request came with a body.
-    UnexpectedBody,
-    /// A publish body is larger than `--max-body`.
-    BodyTooLarge {
-        /// The limit, in bytes.
+    /// A batch publish body holds more messages than allowed.
+    TooManyMessages {
+        /// The most a batch may hold.
         limit: usize,
     },
-    /// A publish body did not arrive in time.
-    BodyTimedOut,
-    /// A publish body could not be read.
-    BodyUnreadable(io::Error),
-    /// A publish request lacks the right bearer token.
-    Unauthorized,
-    /// No route or web client file has this path.
-    NotFound(String),
-    /// The hub already holds `--max-clients` streams.
+    /// An element of a batch publish body is wrong.
+    InBatch {
+        /// Its position in the batch, from 0.
+        index: usize,
+        /// What is wrong with it.
+        error: Box<Error>,
+    },
+    /// The hub already holds as many streams as it may.
     HubFull,
     /// The hub has stopped, so nothing can be published or subscribed.
     HubStopped,
-    /// An internal thread ended; the process cannot go on serving.
+    /// An internal thread ended, or could not be started; the hub cannot go
+    /// on serving.
     ThreadDied(&'static str),
 }
 
@@ -64,30 +76,39 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::CannotListen { addr, source } => {
-                write!(f, "cannot listen on {addr}: {source}")
+                write!(f, "cannot listen on {addr}: {source}")?;
+                if source.kind() == io::ErrorKind::AddrInUse {
+                    write!(
+                        f,
+                        " (is another sse-hub running there? choose another address, \
+                         or port 0 for any free one, like 127.0.0.1:0)"
+                    )?;
+                }
+                Ok(())
             }
-            Error::InvalidConfig(why) => write!(f, "invalid configuration: {why}"),
+            Error::InvalidConfig { field, why } => write!(f, "invalid setting `{field}`: {why}"),
             Error::InvalidEventName(why) => write!(f, "event name {why}"),
             Error::InvalidChannel(why) => write!(f, "channel name {why}"),
             Error::TooManyChannels => f.write_str("at most 32 distinct channels per subscriber"),
             Error::BodyNotUtf8 => f.write_str("body is not valid UTF-8"),
             Error::BodyNotJson(why) => write!(f, "body is not valid JSON: {why}"),
-            Error::BodyNotAnObject => {
-                f.write_str("body must be a JSON object, like {\"message\": \"hello\"}")
-            }
+            Error::BodyNotAnObject => f.write_str(
+                "body must be a JSON object, like {\"message\": \"hello\"}, or an array of them",
+            ),
             Error::MissingMessage => f.write_str("missing field \"message\""),
+            Error::UnknownField(name) => {
+                let name = serde_json::to_string(name).unwrap_or_default();
+                write!(
+                    f,
+                    "unknown field {name}: the fields are message, event and channel"
+                )
+            }
             Error::EventNotAString => f.write_str("field \"event\" must be a string"),
             Error::ChannelNotAString => f.write_str("field \"channel\" must be a string"),
-            Error::UnexpectedBody => f.write_str("a subscribe request takes no body"),
-            Error::BodyTooLarge { limit } => {
-                write!(f, "body is larger than the limit of {limit} bytes")
+            Error::TooManyMessages { limit } => {
+                write!(f, "a batch holds at most {limit} messages")
             }
-            Error::BodyTimedOut => f.write_str("body did not arrive in time"),
-            Error::BodyUnreadable(e) => write!(f, "body could not be read: {e}"),
-            Error::Unauthorized => f.write_str(
-                "missing or wrong bearer token: send the header Authorization: Bearer <token>",
-            ),
-            Error::NotFound(path) => write!(f, "no such page: {path}"),
+            Error::InBatch { index, error } => write!(f, "batch element {index}: {error}"),
             Error::HubFull => f.write_str("the hub is full, try again later"),
             Error::HubStopped => f.write_str("the hub has stopped"),
             Error::ThreadDied(name) => write!(f, "internal thread `{name}` stopped unexpectedly"),
@@ -98,7 +119,8 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Error::CannotListen { source, .. } | Error::BodyUnreadable(source) => Some(source),
+            Error::CannotListen { source, .. } => Some(source),
+            Error::InBatch { error, .. } => Some(error.as_ref()),
             _ => None,
         }
     }

@@ -3,64 +3,134 @@
 //! A Server-Sent Events broadcaster on plain threads. One process holds many
 //! long-lived `text/event-stream` connections and fans every published
 //! message out to all of them, or to the members of a channel, with message
-//! IDs, `Last-Event-ID` resume and heartbeats. No async runtime: a request
-//! takes this path, one module per room on it.
+//! IDs, `Last-Event-ID` resume and heartbeats. No async runtime.
+//!
+//! The crate has two floors:
+//!
+//! - **The hub** ([`Hub`], [`EventStream`], [`Subscription`]) needs no
+//!   socket. Start one, publish from any thread, subscribe inside the
+//!   process, or write a subscriber's whole event stream to any [`Write`]:
+//!   a socket your own HTTP server accepted, or a buffer in a test.
+//! - **The server** ([`Server`]) is an HTTP server around a hub, on
+//!   tiny_http: `GET /events`, `POST /broadcast`, a web client, `/stats`
+//!   and `/metrics`. The `sse-hub` binary is this server and a command
+//!   line.
+//!
+//! A message takes this path, one module per room on it:
 //!
 //! ```text
-//!  socket ─> http (acceptor ─> worker pool ─> route)
-//!               ├─ GET /events ─────> writer thread (client.rs) <─┐
-//!               └─ POST /broadcast ─> hub thread (hub.rs) ─────────┘
-//!                                     ids, history, fan-out into
-//!                                     each subscriber's queue
+//!  publisher ──> Hub::publish ──> hub thread ──> each subscriber's queue ──> writer ──> socket
+//!  (any thread)  encodes once     IDs, history,  bounded; a full one        one batch,
+//!                                 fan-out of     drops its subscriber       one write
+//!                                 shared bytes
 //! ```
 //!
-//! - [`sse`]: the wire format; an event is encoded once into a shared
-//!   [`Frame`].
-//! - [`event_id`]: `<ms>-<seq>` IDs that only grow.
-//! - [`channel`]: channel names.
-//! - `history`: the replay buffer behind `Last-Event-ID`.
-//! - `hub`: the one thread that owns the registry and fans out.
-//! - `client`: a subscriber's writer thread, batching queued frames into one
-//!   write.
-//! - `http`: requests, routes, the web client, and the defences tiny_http
-//!   needs.
-//! - [`Server`]: starts and supervises all of it.
+//! `docs/PROTOCOL.md` in the repository walks
+//! through the protocol and this code together.
 //!
-//! # Example
+//! # A hub without sockets
 //!
-//! ```no_run
-//! use sse_hub::{Config, Event, Server};
+//! ```
+//! use sse_hub::{Channel, Event, Hub, HubConfig};
 //!
-//! let server = Server::bind(Config::default())?;
-//! let hub = server.hub();
+//! let hub = Hub::start(HubConfig::default())?;
+//! let news = Channel::new("news")?;
+//! let mut reader = hub.subscribe(&[news.clone()], None)?;
+//!
+//! // From any thread: the hub thread orders, numbers and fans out.
+//! let publisher = hub.clone();
 //! std::thread::spawn(move || {
-//!     for n in 0.. {
-//!         let _ = hub.publish(&Event::new(format!("tick {n}")), None);
-//!         std::thread::sleep(std::time::Duration::from_secs(1));
-//!     }
-//! });
-//! server.run()?;
+//!     let event = Event::new("rain at noon").with_name("forecast")?;
+//!     publisher.publish(&event, Some(&news))
+//! })
+//! .join()
+//! .unwrap()?;
+//!
+//! let frame = reader.recv().expect("a message");
+//! assert!(std::str::from_utf8(&frame).unwrap().ends_with("event: forecast\ndata: rain at noon\n\n"));
 //! # Ok::<(), sse_hub::Error>(())
 //! ```
+//!
+//! # Serving streams from your own server
+//!
+//! Hand the connection's writer and the request's query and
+//! `Last-Event-ID` over, and the stream is the same one `GET /events`
+//! serves. Here on a plain [`TcpListener`](std::net::TcpListener):
+//!
+//! ```
+//! use std::io::{BufRead, BufReader, Write};
+//! use std::net::{TcpListener, TcpStream};
+//! use sse_hub::{Event, EventStream, Hub, HubConfig, StreamRequest};
+//!
+//! let hub = Hub::start(HubConfig::default())?;
+//! let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//! let addr = listener.local_addr().unwrap();
+//!
+//! let server_hub = hub.clone();
+//! std::thread::spawn(move || {
+//!     let (socket, _) = listener.accept().unwrap();
+//!     // (A real server reads the request line and headers here.)
+//!     let request = StreamRequest::from_query("channel=news", None).unwrap();
+//!     if let Ok(stream) = EventStream::open(&server_hub, request) {
+//!         stream.run(socket);
+//!     }
+//! });
+//!
+//! let mut client = TcpStream::connect(addr).unwrap();
+//! client.write_all(b"GET /events?channel=news HTTP/1.1\r\n\r\n").unwrap();
+//! let mut lines = BufReader::new(client).lines().map(Result::unwrap);
+//! assert_eq!(lines.next().unwrap(), "HTTP/1.1 200 OK");
+//! // The `connection` event's data comes once the subscriber is registered:
+//! let hello = lines.by_ref().find(|l| l.contains("data: {\"client\"")).unwrap();
+//! assert!(hello.contains("\"channels\":[\"news\"]"));
+//!
+//! hub.publish(&Event::new("hello"), None)?;
+//! assert!(lines.any(|l| l.contains("data: hello")));
+//! # Ok::<(), sse_hub::Error>(())
+//! ```
+//!
+//! # The server
+//!
+//! ```
+//! use sse_hub::{Config, Server};
+//!
+//! let server = Server::bind(Config {
+//!     listen: "127.0.0.1:0".parse().unwrap(),
+//!     ..Config::default()
+//! })?;
+//! println!("listening on http://{}", server.local_addr());
+//! let hub = server.hub(); // publish into the server's streams
+//! hub.publish(&sse_hub::Event::new("hello"), None)?;
+//! server.stopper().stop(); // from any thread, e.g. a signal handler
+//! server.run()?; // serves until stopped
+//! # Ok::<(), sse_hub::Error>(())
+//! ```
+//!
+//! # Features
+//!
+//! `cli` (on by default) builds the `sse-hub` binary, with its command-line
+//! parser, logger and signal handling. A library user can turn it off
+//! (`default-features = false`) and gets none of those dependencies.
+//!
+//! [`Write`]: std::io::Write
 
-pub mod capacity;
-pub mod channel;
-mod client;
+#![deny(missing_docs)]
+
 mod config;
+mod core;
 mod error;
-pub mod event_id;
-mod history;
-mod http;
-mod hub;
-mod metrics;
 mod server;
-pub mod sse;
 
-pub use channel::Channel;
-pub use config::Config;
-pub use error::Error;
-pub use event_id::EventId;
-pub use hub::{ClientId, HubHandle, Published, Subscription};
-pub use metrics::Stats;
-pub use server::{Server, Stopper};
-pub use sse::{Event, EventName, Frame};
+pub use crate::config::{Config, HubConfig, MAX_DURATION};
+pub use crate::core::channel::{self, Channel};
+pub use crate::core::command::ClientId;
+pub use crate::core::event_id::{self, EventId};
+pub use crate::core::metrics::Stats;
+pub use crate::core::publish::{MAX_BATCH_MESSAGES, PublishBody};
+pub use crate::core::queue::Closed;
+pub use crate::core::sse::{self, Event, EventName, Frame};
+pub use crate::core::writer::{Ended, EventStream, Framing, StreamRequest};
+pub use crate::core::{Hub, Message, Published, PublishedBatch, Subscription};
+pub use crate::error::Error;
+pub use crate::server::capacity;
+pub use crate::server::{Server, Stopper};

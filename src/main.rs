@@ -12,11 +12,24 @@ use std::thread;
 use std::time::Duration;
 
 use clap::Parser;
-use clap::builder::TypedValueParser as _;
+use clap::error::{ContextKind, ContextValue, ErrorKind};
 use crossbeam_channel::{Receiver, Sender};
 use env_logger::{Target, WriteStyle};
 use log::{error, warn};
-use sse_hub::{Config, Server};
+use sse_hub::{Config, Error, HubConfig, Server};
+
+/// The defaults, from the one place that defines them.
+fn defaults() -> Config {
+    Config::default()
+}
+
+fn secs(duration: Option<Duration>) -> u64 {
+    duration.map_or(0, |d| d.as_secs())
+}
+
+fn millis(duration: Option<Duration>) -> u64 {
+    duration.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
 
 /// A Server-Sent Events broadcaster: subscribe with GET /events, publish with
 /// POST /broadcast.
@@ -24,50 +37,46 @@ use sse_hub::{Config, Server};
 #[command(name = "sse-hub", version, about, max_term_width = 100)]
 struct Args {
     /// Address to listen on; port 0 picks a free port
-    #[arg(long, env = "SSE_HUB_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:3000", value_parser = socket_addr)]
+    #[arg(long, env = "SSE_HUB_LISTEN", value_name = "ADDR",
+          default_value_t = defaults().listen, value_parser = socket_addr)]
     listen: SocketAddr,
 
     /// Keep-alive comment to an idle stream this often; 0 = never
-    #[arg(
-        long,
-        env = "SSE_HUB_HEARTBEAT",
-        value_name = "SECS",
-        default_value_t = 15
-    )]
+    #[arg(long, env = "SSE_HUB_HEARTBEAT", value_name = "SECS",
+          default_value_t = secs(defaults().hub.heartbeat),
+          allow_negative_numbers = true, value_parser = whole_number)]
     heartbeat: u64,
 
     /// `retry:` sent at the start of every stream; 0 = none
-    #[arg(long, env = "SSE_HUB_RETRY", value_name = "MS", default_value_t = 3000)]
+    #[arg(long, env = "SSE_HUB_RETRY", value_name = "MS",
+          default_value_t = millis(defaults().hub.retry),
+          allow_negative_numbers = true, value_parser = whole_number)]
     retry: u64,
 
     /// Published messages kept for Last-Event-ID replay; 0 = none
-    #[arg(
-        long,
-        env = "SSE_HUB_HISTORY",
-        value_name = "N",
-        default_value_t = 1024
-    )]
+    #[arg(long, env = "SSE_HUB_HISTORY", value_name = "N",
+          default_value_t = defaults().hub.history,
+          allow_negative_numbers = true, value_parser = count)]
     history: usize,
 
     /// Per-client queue capacity, in messages; a client that falls this far
     /// behind is dropped and resumes from history
-    #[arg(long, env = "SSE_HUB_QUEUE", value_name = "N", default_value_t = 256,
-          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    #[arg(long, env = "SSE_HUB_QUEUE", value_name = "N",
+          default_value_t = defaults().hub.queue,
+          allow_negative_numbers = true, value_parser = count)]
     queue: usize,
 
     /// Concurrent /events streams; more get 503 (lowered at start if the
     /// system's limits cannot hold that many)
-    #[arg(
-        long,
-        env = "SSE_HUB_MAX_CLIENTS",
-        value_name = "N",
-        default_value_t = 10_000
-    )]
+    #[arg(long, env = "SSE_HUB_MAX_CLIENTS", value_name = "N",
+          default_value_t = defaults().hub.max_clients,
+          allow_negative_numbers = true, value_parser = count)]
     max_clients: usize,
 
     /// Largest /broadcast body; more gets 413
-    #[arg(long, env = "SSE_HUB_MAX_BODY", value_name = "BYTES", default_value_t = 65_536,
-          value_parser = clap::value_parser!(u32).range(1..).map(|n| n as usize))]
+    #[arg(long, env = "SSE_HUB_MAX_BODY", value_name = "BYTES",
+          default_value_t = defaults().max_body,
+          allow_negative_numbers = true, value_parser = count)]
     max_body: usize,
 
     /// If set, /broadcast needs `Authorization: Bearer TOKEN` (prefer the
@@ -81,12 +90,8 @@ struct Args {
     publish_token: Option<String>,
 
     /// Access-Control-Allow-Origin on every response
-    #[arg(
-        long,
-        env = "SSE_HUB_CORS_ORIGIN",
-        value_name = "ORIGIN",
-        default_value = "*"
-    )]
+    #[arg(long, env = "SSE_HUB_CORS_ORIGIN", value_name = "ORIGIN",
+          default_value_t = defaults().cors_origin)]
     cors_origin: String,
 
     /// Serve the web client from DIR instead of the copy built into the binary
@@ -94,20 +99,23 @@ struct Args {
     static_dir: Option<PathBuf>,
 
     /// A write to a client that blocks this long drops the client
-    #[arg(long, env = "SSE_HUB_WRITE_TIMEOUT", value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "SSE_HUB_WRITE_TIMEOUT", value_name = "SECS",
+          default_value_t = defaults().write_timeout.as_secs(),
+          allow_negative_numbers = true, value_parser = whole_number)]
     write_timeout: u64,
 
     /// A /broadcast body that takes longer than this to arrive gets 408
-    #[arg(long, env = "SSE_HUB_BODY_TIMEOUT", value_name = "SECS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "SSE_HUB_BODY_TIMEOUT", value_name = "SECS",
+          default_value_t = defaults().body_timeout.as_secs(),
+          allow_negative_numbers = true, value_parser = whole_number)]
     body_timeout: u64,
 
     /// A connection that sends nothing this long while a request is expected
     /// (idle keep-alive, a stalled request head) is closed; streams are not
     /// affected
-    #[arg(long, env = "SSE_HUB_IDLE_TIMEOUT", value_name = "SECS", default_value_t = 60,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "SSE_HUB_IDLE_TIMEOUT", value_name = "SECS",
+          default_value_t = defaults().idle_timeout.as_secs(),
+          allow_negative_numbers = true, value_parser = whole_number)]
     idle_timeout: u64,
 }
 
@@ -115,11 +123,13 @@ impl Args {
     fn into_config(self) -> Config {
         Config {
             listen: self.listen,
-            heartbeat: (self.heartbeat > 0).then(|| Duration::from_secs(self.heartbeat)),
-            retry_ms: self.retry,
-            history: self.history,
-            queue: self.queue,
-            max_clients: self.max_clients,
+            hub: HubConfig {
+                history: self.history,
+                queue: self.queue,
+                max_clients: self.max_clients,
+                heartbeat: (self.heartbeat > 0).then(|| Duration::from_secs(self.heartbeat)),
+                retry: (self.retry > 0).then(|| Duration::from_millis(self.retry)),
+            },
             max_body: self.max_body,
             publish_token: self.publish_token,
             cors_origin: self.cors_origin,
@@ -141,8 +151,73 @@ fn socket_addr(text: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("{text} resolves to no address"))
 }
 
+/// A whole number of seconds or milliseconds, 0 or more.
+fn whole_number(text: &str) -> Result<u64, String> {
+    text.parse()
+        .map_err(|_| "must be a whole number, 0 or more".to_owned())
+}
+
+/// A count, 0 or more (the server says which counts must be at least 1).
+fn count(text: &str) -> Result<usize, String> {
+    text.parse()
+        .map_err(|_| "must be a whole number, 0 or more".to_owned())
+}
+
+/// Exits with clap's message; a bad value that came from an `SSE_HUB_*`
+/// variable rather than the command line is named as that variable.
+fn exit_on_bad_arguments(error: clap::Error) -> ! {
+    if matches!(
+        error.kind(),
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation
+    ) && let Some(ContextValue::String(arg)) = error.get(ContextKind::InvalidArg)
+    {
+        let flag = arg.split(' ').next().unwrap_or(arg);
+        let given = std::env::args()
+            .skip(1)
+            .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+        if !given {
+            let variable = env_variable(flag);
+            let text = error.render().to_string().replace(
+                &format!("for '{arg}'"),
+                &format!("in {variable} (for {flag})"),
+            );
+            eprint!("{text}");
+            std::process::exit(2);
+        }
+    }
+    error.exit()
+}
+
+/// `--max-clients` -> `SSE_HUB_MAX_CLIENTS`.
+fn env_variable(flag: &str) -> String {
+    format!(
+        "SSE_HUB_{}",
+        flag.trim_start_matches('-')
+            .replace('-', "_")
+            .to_uppercase()
+    )
+}
+
+/// A configuration error in the words of the command line: the flag, not
+/// the field of `Config`.
+fn in_flag_terms(error: &Error) -> String {
+    match error {
+        Error::InvalidConfig { field, why } => {
+            let flag = match *field {
+                "static_dir" => "static".to_owned(),
+                other => other.replace('_', "-"),
+            };
+            format!(
+                "invalid value for --{flag} ({}): {why}",
+                env_variable(&flag)
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = Args::try_parse().unwrap_or_else(|e| exit_on_bad_arguments(e));
     let logs = start_logging();
     std::panic::set_hook(Box::new(|panic| {
         let thread = thread::current();
@@ -154,6 +229,9 @@ fn main() -> ExitCode {
 
     let outcome = match Server::bind(args.into_config()) {
         Ok(server) => {
+            // Scripts that start the hub on port 0 read the port from this
+            // line, so it is printed whatever the log level.
+            logs.line(format!("listening on http://{}\n", server.local_addr()));
             let stopper = server.stopper();
             if let Err(e) = ctrlc::set_handler(move || stopper.stop()) {
                 warn!("cannot catch SIGINT/SIGTERM, stop with SIGKILL: {e}");
@@ -165,7 +243,7 @@ fn main() -> ExitCode {
     let code = match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            error!("{e}");
+            error!("{}", in_flag_terms(&e));
             ExitCode::FAILURE
         }
     };
@@ -243,6 +321,13 @@ struct LogQueue {
 }
 
 impl LogQueue {
+    /// Writes `text` to stderr whatever the log level.
+    fn line(&self, text: String) {
+        if self.lines.try_send(Line::Text(text.into_bytes())).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Waits (briefly) until every line logged so far is written.
     fn flush(&self) {
         let (done, written) = crossbeam_channel::bounded(1);

@@ -168,14 +168,24 @@ fn bad_publishes_are_refused_and_publish_nothing() {
         (b"{\"message\":".to_vec(), 400, "not valid JSON"),
         (b"{\"message\":\"\\ud800\"}".to_vec(), 400, "not valid JSON"),
         (b"{\"message\": \"\xff\"}".to_vec(), 400, "UTF-8"),
-        (b"[]".to_vec(), 400, "JSON object"),
+        (
+            b"[1]".to_vec(),
+            400,
+            "batch element 0: body must be a JSON object",
+        ),
+        (
+            br#"[{"message":"fine"},{"message":"m","event":"gap"}]"#.to_vec(),
+            400,
+            "batch element 1: event name is reserved",
+        ),
         (b"\"message\"".to_vec(), 400, "JSON object"),
         (b"null".to_vec(), 400, "JSON object"),
         (b"{}".to_vec(), 400, "missing field \"message\""),
+        (b"{\"msg\":\"x\"}".to_vec(), 400, "unknown field \"msg\""),
         (
-            b"{\"msg\":\"x\"}".to_vec(),
+            br#"{"message":"for user 42 only","chanel":"user:42"}"#.to_vec(),
             400,
-            "missing field \"message\"",
+            "unknown field \"chanel\"",
         ),
         (
             br#"{"message":"m","event":"a\nb"}"#.to_vec(),
@@ -220,4 +230,64 @@ fn bad_publishes_are_refused_and_publish_nothing() {
     // of the above.
     hub.publish_text("the only one");
     assert_eq!(client.next_event().data, "the only one");
+}
+
+#[test]
+fn a_batch_is_published_in_order_as_one_step() {
+    let hub = Hub::start(&[]);
+    let mut everyone = ready(&hub);
+    let (mut news, _) = hub.subscribe_ready("/events?channel=news");
+    let (_nobody, _) = hub.subscribe_ready("/events?channel=quiet");
+    let reply = hub.post(
+        &json!([
+            {"message": "one"},
+            {"message": {"two": 2}, "event": "reading", "channel": "news"},
+            {"message": "three", "channel": "news"},
+        ])
+        .to_string(),
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = reply.json();
+    let ids: Vec<&str> = body["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|id| id.as_str().expect("an id"))
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(common::id_order(ids[0]) < common::id_order(ids[1]));
+    assert!(common::id_order(ids[1]) < common::id_order(ids[2]));
+    // All three subscribers got the first; the batch counts each once.
+    assert_eq!(body["clients"], 3);
+
+    let got = news.events(3);
+    let seen: Vec<(&str, &str, &str)> = got
+        .iter()
+        .map(|e| (e.event.as_str(), e.data.as_str(), e.id()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("message", "one", ids[0]),
+            ("reading", "{\"two\":2}", ids[1]),
+            ("message", "three", ids[2]),
+        ]
+    );
+    assert_eq!(everyone.next_event().data, "one");
+    hub.publish_text("after");
+    assert_eq!(
+        everyone.next_event().data,
+        "after",
+        "the channel's went elsewhere"
+    );
+    assert_eq!(hub.stats()["published"], 4);
+}
+
+#[test]
+fn an_empty_batch_publishes_nothing() {
+    let hub = Hub::start(&[]);
+    let reply = hub.post("[]");
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.json(), json!({"ids": [], "clients": 0}));
+    assert_eq!(hub.stats()["published"], 0);
 }

@@ -24,16 +24,45 @@ fn the_response_head_is_exactly_what_clients_and_proxies_need() {
 }
 
 #[test]
-fn a_stream_opens_with_retry_then_the_connection_event() {
+fn a_stream_opens_with_the_connection_event_carrying_retry_and_the_resume_point() {
     let hub = Hub::start(&["--retry", "1500"]);
+    let newest = hub.publish_text("before");
     let mut client = hub.subscribe("/events?channel=a&channel=b&channel=a");
     let hello = client.next_event();
     assert_eq!(client.retry, Some(1500));
     assert_eq!(hello.event, "connection");
-    assert_eq!(hello.id, None, "the connection event carries no id");
+    assert_eq!(
+        hello.id.as_deref(),
+        Some(newest.as_str()),
+        "the resume point is the newest message"
+    );
     let data = hello.json();
     assert!(data["client"].as_str().is_some_and(|id| !id.is_empty()));
     assert_eq!(data["channels"], serde_json::json!(["a", "b"]));
+}
+
+#[test]
+fn before_any_publish_the_resume_point_is_the_start_id() {
+    let hub = Hub::start(&[]);
+    let (mut client, _) = hub.subscribe_ready("/events");
+    let mut again = hub.subscribe("/events");
+    let hello = again.next_event();
+    let (ms, seq) = common::id_order(hello.id());
+    assert_eq!(seq, 0, "the start ID is <start ms>-0");
+    let first = hub.publish_text("first");
+    assert!(common::id_order(&first) > (ms, seq));
+    assert_eq!(again.next_event().data, "first");
+    assert_eq!(client.next_event().data, "first");
+}
+
+#[test]
+fn client_ids_differ_across_restarts() {
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let hub = Hub::start(&[]);
+        ids.push(hub.subscribe_ready("/events").1);
+    }
+    assert_ne!(ids[0], ids[1]);
 }
 
 #[test]
@@ -63,6 +92,8 @@ fn the_body_is_chunked_and_the_opening_is_one_chunk() {
     let (size, rest) = body.split_once("\r\n").expect("a chunk-size line");
     let size = usize::from_str_radix(size, 16).expect("hex chunk size");
     assert_eq!(rest.len(), size + 2, "{body:?}");
+    let (id_line, rest) = rest.split_once('\n').unwrap();
+    assert!(id_line.starts_with("id: "), "{id_line:?}");
     assert!(rest.starts_with("event: connection\ndata: {"));
     assert!(rest.ends_with("}\n\n\r\n"));
 }
@@ -92,6 +123,26 @@ fn an_idle_stream_gets_heartbeat_comments() {
         client.next_item(),
         Some(Item::Comment("heartbeat".to_owned()))
     );
+}
+
+#[test]
+fn a_heartbeat_is_the_comment_line_alone() {
+    let hub = Hub::start(&["--heartbeat", "1", "--retry", "0"]);
+    let mut stream = hub.connect();
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&raw).contains(": heartbeat") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let raw = String::from_utf8(raw).unwrap();
+    // A chunk of its own, with no empty line after the comment: some
+    // clients report an empty line that ends no data as an empty message.
+    assert!(raw.ends_with("\r\nc\r\n: heartbeat\n\r\n"), "{raw:?}");
 }
 
 #[test]

@@ -118,7 +118,13 @@ impl ClientConnection {
         }
         headers.extend(self.error_headers.iter().cloned());
         let len = body.len();
-        Response::new(StatusCode(status), headers, Cursor::new(body), Some(len), None)
+        Response::new(
+            StatusCode(status),
+            headers,
+            Cursor::new(body),
+            Some(len),
+            None,
+        )
     }
 
     /// true if the connection is HTTPS
@@ -223,7 +229,10 @@ impl ClientConnection {
         let remote_addr = match self.remote_addr {
             Ok(addr) => addr,
             Err(ref e) => {
-                return Err(ReadError::ReadIoError(IoError::new(e.kind(), e.to_string())))
+                return Err(ReadError::ReadIoError(IoError::new(
+                    e.kind(),
+                    e.to_string(),
+                )))
             }
         };
 
@@ -340,10 +349,8 @@ impl Iterator for ClientConnection {
                 Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
                     // request timeout
                     let writer = self.sink.next().unwrap();
-                    let response = self.error_response(
-                        408,
-                        "request timed out: nothing arrived for too long",
-                    );
+                    let response =
+                        self.error_response(408, "request timed out: nothing arrived for too long");
                     response
                         .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
                         .ok();

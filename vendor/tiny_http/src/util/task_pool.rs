@@ -134,7 +134,10 @@ impl TaskPool {
             }
         });
         if let Err(e) = spawned {
-            log::error!("Cannot start a connection thread, closing the connection: {}", e);
+            log::error!(
+                "Cannot start a connection thread, closing the connection: {}",
+                e
+            );
         }
     }
 }

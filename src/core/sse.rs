@@ -1,4 +1,5 @@
-//! The Server-Sent Events wire format: how one event becomes bytes.
+//! The Server-Sent Events wire format: how one event becomes bytes, and
+//! how a client reads bytes back into events.
 //!
 //! An [`Event`] (optional name, text data) is checked when it is built, so an
 //! event that exists is always valid on the wire. Publishing encodes it once:
@@ -9,12 +10,16 @@
 //! The rules come from the WHATWG HTML standard ("Server-sent events"): a
 //! client splits lines at CRLF, lone LF and lone CR alike, so a value must
 //! never contain either; data is sent one `data:` line per line of text, and
-//! a client joins them back with LF. An empty line ends an event.
+//! a client joins them back with LF. An empty line ends (dispatches) an
+//! event; a line that starts with `:` is a comment. [`Parser`] is that
+//! client side, written from the standard: the tests read every encoded
+//! event back through it, and an in-process subscriber can use it too.
 //!
 //! # Example
 //!
 //! ```
 //! use sse_hub::{Event, EventId};
+//! use sse_hub::sse::Parser;
 //!
 //! let event = Event::new("first\nsecond").with_name("update")?;
 //! let frame = event.frame(Some("1700000000000-0".parse::<EventId>()?));
@@ -22,6 +27,12 @@
 //!     &frame[..],
 //!     b"id: 1700000000000-0\nevent: update\ndata: first\ndata: second\n\n"
 //! );
+//!
+//! // What a browser's EventSource makes of those bytes:
+//! let dispatched = Parser::new().feed(&frame);
+//! assert_eq!(dispatched[0].event_type, "update");
+//! assert_eq!(dispatched[0].data, "first\nsecond");
+//! assert_eq!(dispatched[0].last_event_id, "1700000000000-0");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -29,8 +40,8 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::Arc;
 
+use crate::core::event_id::EventId;
 use crate::error::Error;
-use crate::event_id::EventId;
 
 /// Longest event name accepted, in bytes.
 pub const MAX_EVENT_NAME_LEN: usize = 64;
@@ -38,21 +49,41 @@ pub const MAX_EVENT_NAME_LEN: usize = 64;
 /// Event names the hub sends itself; publishers may not use them.
 pub const RESERVED_EVENT_NAMES: [&str; 2] = ["connection", "gap"];
 
-/// The keep-alive comment written to an idle stream. The empty line after it
-/// dispatches nothing (a comment leaves the data buffer empty) but makes
-/// proxies that forward whole events pass it on.
-pub const HEARTBEAT: &[u8] = b": heartbeat\n\n";
+/// The keep-alive comment written to an idle stream: the line alone. A
+/// comment leaves the event being read untouched, and no empty line follows
+/// it, because several client libraries report an empty line that ends no
+/// data as an empty message.
+pub const HEARTBEAT: &[u8] = b": heartbeat\n";
 
-/// Encoded bytes of one event, ready for any number of sockets.
+/// Encoded bytes of one or more whole events, ready for any number of
+/// sockets.
 ///
-/// Cloning a `Frame` shares the bytes; it never copies them.
+/// Cloning a `Frame` shares the bytes; it never copies them. A frame knows
+/// how many events it holds, so that queue limits and delivery counts are
+/// in events even when the events of one batch publish travel together.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Frame(Arc<[u8]>);
+pub struct Frame {
+    bytes: Arc<[u8]>,
+    events: u32,
+}
 
 impl Frame {
-    /// Wraps bytes that already hold one or more complete events.
-    pub(crate) fn from_bytes(bytes: &[u8]) -> Frame {
-        Frame(Arc::from(bytes))
+    /// Wraps bytes that hold `events` complete events.
+    pub(crate) fn new(bytes: &[u8], events: u32) -> Frame {
+        Frame {
+            bytes: Arc::from(bytes),
+            events,
+        }
+    }
+
+    /// How many events the frame holds.
+    pub fn events(&self) -> u32 {
+        self.events
+    }
+
+    /// The events in the frame, as a client reads them.
+    pub fn dispatch(&self) -> Vec<Dispatched> {
+        Parser::new().feed(&self.bytes)
     }
 }
 
@@ -60,13 +91,13 @@ impl Deref for Frame {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
-        &self.0
+        &self.bytes
     }
 }
 
 impl fmt::Debug for Frame {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Frame({:?})", String::from_utf8_lossy(&self.0))
+        write!(f, "Frame({:?})", String::from_utf8_lossy(&self.bytes))
     }
 }
 
@@ -84,6 +115,16 @@ impl EventName {
     /// # Errors
     ///
     /// [`Error::InvalidEventName`] saying what is wrong with it.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::EventName;
+    ///
+    /// assert!(EventName::new("reading").is_ok());
+    /// assert!(EventName::new("two\nlines").is_err());
+    /// assert!(EventName::new("gap").is_err()); // the hub's own
+    /// ```
     pub fn new(name: &str) -> Result<EventName, Error> {
         let why = if name.is_empty() || name.len() > MAX_EVENT_NAME_LEN {
             "must be 1 to 64 bytes long"
@@ -166,7 +207,7 @@ impl Event {
             push_id_line(&mut out, id);
         }
         self.push_body(&mut out);
-        Frame::from_bytes(&out)
+        Frame::new(&out, 1)
     }
 
     fn push_body(&self, out: &mut Vec<u8>) {
@@ -175,9 +216,18 @@ impl Event {
 }
 
 /// Appends an event the hub sends itself (`connection`, `gap`): a reserved
-/// name and no `id:` line, so it does not move the client's last event ID.
-pub(crate) fn push_control_event(out: &mut Vec<u8>, name: &str, data: &str) {
+/// name, and the stream's resume point as its `id:`, because several client
+/// libraries take their last event ID from every event they dispatch.
+pub(crate) fn push_control_event(out: &mut Vec<u8>, id: EventId, name: &str, data: &str) {
+    push_id_line(out, id);
     push_event(out, Some(name), data);
+}
+
+/// Appends `retry: <ms>`: how long a client waits before it reconnects.
+pub(crate) fn push_retry_line(out: &mut Vec<u8>, ms: u64) {
+    out.extend_from_slice(b"retry: ");
+    out.extend_from_slice(itoa::Buffer::new().format(ms).as_bytes());
+    out.push(b'\n');
 }
 
 /// Appends the `event:` line (if named), the `data:` lines and the empty
@@ -192,7 +242,7 @@ fn push_event(out: &mut Vec<u8>, name: Option<&str>, data: &str) {
     out.push(b'\n');
 }
 
-/// Appends `id: <ms>-<seq>\n`.
+/// Appends `id: <ms>-<seq>`.
 pub(crate) fn push_id_line(out: &mut Vec<u8>, id: EventId) {
     let mut digits = itoa::Buffer::new();
     out.extend_from_slice(b"id: ");
@@ -231,6 +281,157 @@ fn push_data_line(out: &mut Vec<u8>, line: &[u8]) {
         out.extend_from_slice(b"data: ");
         out.extend_from_slice(line);
         out.push(b'\n');
+    }
+}
+
+/// One event as an `EventSource` dispatches it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Dispatched {
+    /// The event's type: its `event:` name, or `message` without one.
+    pub event_type: String,
+    /// The `data:` lines, joined with LF.
+    pub data: String,
+    /// The stream's last event ID when the event was dispatched: the last
+    /// `id:` seen so far, on this event or an earlier one.
+    pub last_event_id: String,
+    /// The `id:` of this very event, if it had one.
+    pub id: Option<String>,
+    /// The last valid `retry:` value seen so far on the stream, in
+    /// milliseconds.
+    pub retry: Option<u64>,
+}
+
+/// A client's reading of an event stream, as the WHATWG HTML standard
+/// describes it ("Interpreting an event stream"): feed it bytes as they
+/// arrive, in pieces of any size, and it returns the events they complete.
+///
+/// # Example
+///
+/// ```
+/// use sse_hub::sse::Parser;
+///
+/// let mut parser = Parser::new();
+/// assert!(parser.feed(b"retry: 3000\nid: 7-0\nda").is_empty());
+/// let events = parser.feed(b"ta: hello\n\n: a comment\n");
+/// assert_eq!(events.len(), 1);
+/// assert_eq!(events[0].data, "hello");
+/// assert_eq!(events[0].last_event_id, "7-0");
+/// assert_eq!(events[0].retry, Some(3000));
+/// ```
+#[derive(Debug, Default)]
+pub struct Parser {
+    /// Bytes of a line not yet ended.
+    line: Vec<u8>,
+    /// The previous piece ended in CR: an LF that starts the next one
+    /// belongs to that CR.
+    after_cr: bool,
+    /// Nothing has been read yet (a leading BOM is dropped).
+    started: bool,
+    data: String,
+    event_type: String,
+    this_id: Option<String>,
+    last_event_id: String,
+    retry: Option<u64>,
+}
+
+impl Parser {
+    /// A parser at the start of a stream.
+    pub fn new() -> Parser {
+        Parser::default()
+    }
+
+    /// Reads `bytes`, the next piece of the stream, and returns the events
+    /// it completes. A line that is not complete yet waits for the next
+    /// piece.
+    pub fn feed(&mut self, mut bytes: &[u8]) -> Vec<Dispatched> {
+        let mut dispatched = Vec::new();
+        if !self.started && !bytes.is_empty() {
+            self.line.extend_from_slice(bytes);
+            if self.line.len() < 3 && b"\xEF\xBB\xBF".starts_with(&self.line) {
+                return dispatched; // maybe a BOM, not whole yet
+            }
+            self.started = true;
+            let pending = std::mem::take(&mut self.line);
+            let pending = pending.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&pending);
+            self.read(pending, &mut dispatched);
+            return dispatched;
+        }
+        if self.after_cr && bytes.first() == Some(&b'\n') {
+            bytes = &bytes[1..];
+        }
+        self.read(bytes, &mut dispatched);
+        dispatched
+    }
+
+    fn read(&mut self, bytes: &[u8], dispatched: &mut Vec<Dispatched>) {
+        self.after_cr = false;
+        let mut rest = bytes;
+        while let Some(at) = memchr::memchr2(b'\r', b'\n', rest) {
+            self.line.extend_from_slice(&rest[..at]);
+            let line = std::mem::take(&mut self.line);
+            self.process(&String::from_utf8_lossy(&line), dispatched);
+            self.line = line;
+            self.line.clear();
+            if rest[at] == b'\r' {
+                match rest.get(at + 1) {
+                    Some(b'\n') => rest = &rest[at + 2..],
+                    Some(_) => rest = &rest[at + 1..],
+                    None => {
+                        self.after_cr = true;
+                        return;
+                    }
+                }
+            } else {
+                rest = &rest[at + 1..];
+            }
+        }
+        self.line.extend_from_slice(rest);
+    }
+
+    fn process(&mut self, line: &str, dispatched: &mut Vec<Dispatched>) {
+        if line.is_empty() {
+            let id = self.this_id.take();
+            let event_type = std::mem::take(&mut self.event_type);
+            if self.data.is_empty() {
+                return;
+            }
+            let mut data = std::mem::take(&mut self.data);
+            data.pop(); // the LF after the last line
+            dispatched.push(Dispatched {
+                event_type: if event_type.is_empty() {
+                    "message".to_owned()
+                } else {
+                    event_type
+                },
+                data,
+                last_event_id: self.last_event_id.clone(),
+                id,
+                retry: self.retry,
+            });
+            return;
+        }
+        if line.starts_with(':') {
+            return;
+        }
+        let (field, value) = match line.split_once(':') {
+            Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+            None => (line, ""),
+        };
+        match field {
+            "event" => value.clone_into(&mut self.event_type),
+            "data" => {
+                self.data.push_str(value);
+                self.data.push('\n');
+            }
+            "id" if !value.contains('\0') => {
+                value.clone_into(&mut self.last_event_id);
+                self.this_id = Some(value.to_owned());
+            }
+            "retry" if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) => {
+                self.retry = value.parse().ok();
+            }
+            _ => {}
+        }
     }
 }
 
@@ -389,67 +590,9 @@ pub(crate) mod properties {
         ]
     }
 
-    /// One event as an `EventSource` dispatches it.
-    #[derive(Clone, Debug, PartialEq, Eq)]
-    pub(crate) struct Dispatched {
-        pub(crate) event_type: String,
-        pub(crate) data: String,
-        pub(crate) last_event_id: String,
-    }
-
-    /// Parses a stream the way the WHATWG HTML standard says a browser does
-    /// ("Interpreting an event stream"), independently of the encoder.
+    /// Reads a whole stream at once, the way a browser would.
     pub(crate) fn dispatch(stream: &[u8]) -> Vec<Dispatched> {
-        let text = String::from_utf8(stream.to_vec()).expect("the stream is UTF-8");
-        let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-        let mut lines = Vec::new();
-        let mut rest = text;
-        while let Some(at) = rest.find(['\r', '\n']) {
-            lines.push(&rest[..at]);
-            let crlf = rest[at..].starts_with("\r\n");
-            rest = &rest[at + if crlf { 2 } else { 1 }..];
-        }
-        // A last line without its end is never processed.
-        let (mut data, mut event_type, mut last_event_id) =
-            (String::new(), String::new(), String::new());
-        let mut dispatched = Vec::new();
-        for line in lines {
-            if line.is_empty() {
-                if data.is_empty() {
-                    event_type.clear();
-                    continue;
-                }
-                data.pop();
-                dispatched.push(Dispatched {
-                    event_type: if event_type.is_empty() {
-                        "message".to_owned()
-                    } else {
-                        std::mem::take(&mut event_type)
-                    },
-                    data: std::mem::take(&mut data),
-                    last_event_id: last_event_id.clone(),
-                });
-                event_type.clear();
-                continue;
-            }
-            if line.starts_with(':') {
-                continue;
-            }
-            let (field, value) = match line.split_once(':') {
-                Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-                None => (line, ""),
-            };
-            match field {
-                "event" => event_type = value.to_owned(),
-                "data" => {
-                    data.push_str(value);
-                    data.push('\n');
-                }
-                "id" if !value.contains('\0') => last_event_id = value.to_owned(),
-                _ => {}
-            }
-        }
-        dispatched
+        Parser::new().feed(stream)
     }
 
     /// What a client can receive of `data`: every line break as LF.
@@ -515,6 +658,8 @@ pub(crate) mod properties {
             event_type: name.unwrap_or_else(|| "message".to_owned()),
             data: as_received(&data),
             last_event_id: id.map(|id| id.to_string()).unwrap_or_default(),
+            id: id.map(|id| id.to_string()),
+            retry: None,
         };
         prop_assert_eq!(dispatch(&frame), vec![expected]);
         // A body without the ID line is an event of its own as well.
@@ -548,6 +693,27 @@ pub(crate) mod properties {
             let received: Vec<String> = dispatch(&stream).into_iter().map(|e| e.data).collect();
             let expected: Vec<String> = datas.iter().map(|d| as_received(d)).collect();
             prop_assert_eq!(received, expected);
+        }
+
+        #[test]
+        fn a_stream_cut_anywhere_reads_the_same(
+            datas in prop::collection::vec(tricky_text(), 1..4),
+            cuts in prop::collection::vec(any::<prop::sample::Index>(), 0..4),
+        ) {
+            let stream: Vec<u8> = datas
+                .iter()
+                .flat_map(|data| Event::new(data.clone()).encode_body())
+                .collect();
+            let mut at: Vec<usize> = cuts.iter().map(|c| c.index(stream.len() + 1)).collect();
+            at.sort_unstable();
+            let mut parser = Parser::new();
+            let mut received = Vec::new();
+            let mut from = 0;
+            for to in at.into_iter().chain([stream.len()]) {
+                received.extend(parser.feed(&stream[from..to]));
+                from = to;
+            }
+            prop_assert_eq!(received, dispatch(&stream));
         }
     }
 

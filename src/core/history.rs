@@ -13,9 +13,9 @@
 
 use std::collections::VecDeque;
 
-use crate::channel::Channel;
-use crate::event_id::EventId;
-use crate::sse::Frame;
+use crate::core::channel::Channel;
+use crate::core::event_id::EventId;
+use crate::core::sse::Frame;
 
 struct Entry {
     id: EventId,
@@ -32,6 +32,8 @@ pub(crate) struct History {
     known_since: EventId,
     /// The newest ID that was published but is no longer retained.
     newest_dropped: Option<EventId>,
+    /// The newest ID published, or `known_since` before the first.
+    newest: EventId,
 }
 
 /// What a resuming subscriber is owed.
@@ -55,11 +57,13 @@ impl History {
             capacity,
             known_since,
             newest_dropped: None,
+            newest: known_since,
         }
     }
 
     /// Records a published message. IDs must arrive in increasing order.
     pub(crate) fn push(&mut self, id: EventId, channel: Option<Channel>, frame: Frame) {
+        self.newest = id;
         if self.capacity == 0 {
             self.newest_dropped = Some(id);
             return;
@@ -75,6 +79,13 @@ impl History {
     /// How many messages are retained.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// The newest ID published, or the first possible ID's predecessor
+    /// (`known_since`) before anything was: the point from which a new
+    /// subscriber's stream is complete.
+    pub(crate) fn newest(&self) -> EventId {
+        self.newest
     }
 
     /// The oldest retained ID.
@@ -117,7 +128,7 @@ mod tests {
     }
 
     fn frame(seq: u64) -> Frame {
-        Frame::from_bytes(format!("id: 1000-{seq}\ndata: {seq}\n\n").as_bytes())
+        Frame::new(format!("id: 1000-{seq}\ndata: {seq}\n\n").as_bytes(), 1)
     }
 
     fn history(capacity: usize, published: &[(u64, Option<&str>)]) -> History {
@@ -143,6 +154,14 @@ mod tests {
                     .unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn the_newest_id_is_the_start_until_something_is_published() {
+        let mut h = History::new(0, START);
+        assert_eq!(h.newest(), START);
+        h.push(id(4), None, frame(4));
+        assert_eq!(h.newest(), id(4));
     }
 
     #[test]

@@ -21,9 +21,9 @@ use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Mutex, MutexGuard};
 
-use tiny_http::Request;
+use sse_hub_tiny_http::Request;
 
-use crate::hub::ClientId;
+use crate::core::command::ClientId;
 
 /// What [`Connections::admit`] decided.
 pub(crate) enum Admitted {

@@ -3,7 +3,7 @@
 //!
 //! Counters are atomics so that writers can count deliveries without a
 //! message to the hub; the per-channel membership lives only in the hub, so
-//! a snapshot is assembled on the hub thread (see `HubHandle::stats`).
+//! a snapshot is assembled on the hub thread (see `Hub::stats`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

@@ -24,7 +24,7 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use log::error;
-use tiny_http::Request;
+use sse_hub_tiny_http::Request;
 
 /// Workers that stay even when idle.
 const MIN_WORKERS: usize = 2;
@@ -157,8 +157,8 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sse_hub_tiny_http::TestRequest;
     use std::time::Instant;
-    use tiny_http::TestRequest;
 
     /// Requests held up by slow clients never leave a later request waiting
     /// for a worker: with every handler blocked, each of a burst of

@@ -5,7 +5,7 @@
 //! delivery to the connected subscribers stalls.
 //!
 //! ```sh
-//! cargo run --release --example reconnect_storm -- 1000
+//! cargo bench --bench reconnect_storm -- 1000
 //! ```
 //!
 //! Arguments: storm size (default 1000), history (default 1024), message
@@ -21,22 +21,29 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sse_hub::{Config, Event, HubHandle, Server};
+use sse_hub::{Config, Event, Hub, HubConfig, Server};
 
 const WITNESSES: usize = 20;
 const TICK: Duration = Duration::from_millis(1);
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1).map(|a| a.parse::<usize>());
+    // `cargo bench` adds `--bench`; the numbers are ours.
+    let mut args = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .map(|a| a.parse::<usize>());
     let storm = args.next().transpose()?.unwrap_or(1000);
     let history = args.next().transpose()?.unwrap_or(1024);
     let size = args.next().transpose()?.unwrap_or(256);
 
     let server = Server::bind(Config {
         listen: "127.0.0.1:0".parse()?,
-        heartbeat: None,
-        history,
-        max_clients: storm + WITNESSES + 100,
+        hub: HubConfig {
+            heartbeat: None,
+            history,
+            max_clients: storm + WITNESSES + 100,
+            ..HubConfig::default()
+        },
         ..Config::default()
     })?;
     let addr = server.local_addr();
@@ -128,7 +135,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 /// Publishes a stamped message every tick; records (when, publish latency).
-fn tick(hub: &HubHandle, ticking: &AtomicBool, ticks: &Mutex<Vec<(f64, f64)>>, padding: &str) {
+fn tick(hub: &Hub, ticking: &AtomicBool, ticks: &Mutex<Vec<(f64, f64)>>, padding: &str) {
     let mut seq = 0u64;
     while ticking.load(Ordering::Relaxed) {
         let sent = now();
@@ -181,7 +188,7 @@ fn resume(addr: SocketAddr, i: usize, last_id: &str) -> std::io::Result<TcpStrea
 
 /// Waits until `clients` subscribers are registered; fails after a minute
 /// (for one, when the system's limits lowered `--max-clients` below that).
-fn wait_for_clients(hub: &HubHandle, clients: usize) -> Result<(), String> {
+fn wait_for_clients(hub: &Hub, clients: usize) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let open = hub.stats().map_err(|e| e.to_string())?.clients;

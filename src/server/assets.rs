@@ -11,10 +11,11 @@ use std::path::{Path, PathBuf};
 
 use log::warn;
 use percent_encoding::percent_decode_str;
-use tiny_http::{Method, Request, Response};
+use sse_hub_tiny_http::{Method, Request, Response};
 
-use super::{Context, add_headers, method_not_allowed, path_of, reply_error, respond};
-use crate::error::Error;
+use super::accept::Context;
+use super::reply::{Refusal, add_headers};
+use super::route::{method_not_allowed, path_of};
 
 /// The copy of `static/` inside the binary.
 const BUILT_IN: &[(&str, &[u8])] = &[
@@ -25,13 +26,13 @@ const BUILT_IN: &[(&str, &[u8])] = &[
 ];
 
 /// Where the web client comes from.
-pub(super) struct Assets {
+pub(crate) struct Assets {
     /// The `--static` folder, canonical; `None` serves the built-in copy.
     dir: Option<PathBuf>,
 }
 
 impl Assets {
-    pub(super) fn new(dir: Option<PathBuf>) -> Assets {
+    pub(crate) fn new(dir: Option<PathBuf>) -> Assets {
         let dir = dir.and_then(|dir| match dir.canonicalize() {
             Ok(dir) => Some(dir),
             Err(e) => {
@@ -76,13 +77,12 @@ pub(super) fn serve(ctx: &Context, request: Request) {
             ),
         ],
     );
-    response.add_header(ctx.cors.clone());
-    respond(request, response);
+    ctx.replies.respond(request, response);
 }
 
 fn not_found(ctx: &Context, request: Request) {
     let path = path_of(request.url()).to_owned();
-    reply_error(ctx, request, 404, &Error::NotFound(path), &[]);
+    ctx.replies.refuse(request, &Refusal::NotFound(path));
 }
 
 /// The file a URL path names, relative to the web client's folder; `None` if

@@ -133,7 +133,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::sse::properties::{fuzz, tricky_text};
+    use crate::core::sse::properties::{fuzz, tricky_text};
 
     /// The documented rule, written out independently of the code.
     fn name_is_valid(name: &str) -> bool {

@@ -1,12 +1,41 @@
-//! Starting and stopping: the [`Server`] binds the socket, starts the hub,
-//! the acceptor and the reaper on their own threads, and watches them.
+//! The HTTP server around a hub: the path a request takes, one module per
+//! room on it.
 //!
-//! [`Server::run`] blocks until a [`Stopper`] asks it to stop, then shuts
-//! down in order: the hub closes every stream (each writer ends its HTTP
-//! body properly), the acceptor stops taking requests, and `run` returns.
-//! If one of those threads ends on its own instead (a bug, a panic), `run`
-//! returns an error at once: a process whose hub is dead must not look alive
-//! to its supervisor.
+//! ```text
+//!  socket ─> tiny_http ─> acceptor ─> worker pool ─> route
+//!            (accept.rs)  (accept.rs)  (pool.rs)     (route.rs)
+//!              ├─ GET /events ───> events.rs: register, then a thread
+//!              │                   writes the stream (core/writer.rs)
+//!              ├─ POST /broadcast ─> broadcast.rs: check, publish (core)
+//!              └─ the rest ──────> assets.rs, /healthz, /stats, /metrics
+//!  every reply: reply.rs
+//! ```
+//!
+//! Starting and stopping: the [`Server`] binds the socket (`listener.rs`),
+//! starts a hub, the acceptor and the reaper on their own threads, and
+//! watches them. [`Server::run`] blocks until a [`Stopper`] asks it to
+//! stop, then shuts down in order: the hub closes every stream (each ends
+//! its HTTP body properly), the acceptor stops taking requests, and `run`
+//! returns. If one of those threads ends on its own instead (a bug, a
+//! panic), `run` returns an error at once: a process whose hub is dead must
+//! not look alive to its supervisor.
+//!
+//! What the server does to the process, and a library user should know:
+//! at [`Server::bind`] it raises the soft limit on open files to the hard
+//! limit (`capacity.rs`), and its reaper lists the process's open file
+//! descriptors to find a stalled connection (`reaper.rs`).
+
+mod accept;
+mod assets;
+mod broadcast;
+pub mod capacity;
+mod connections;
+mod events;
+mod listener;
+mod pool;
+mod reaper;
+mod reply;
+mod route;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,11 +45,13 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use log::{error, info, warn};
 
-use crate::capacity;
 use crate::config::Config;
+use crate::core::Hub;
 use crate::error::Error;
-use crate::http::{self, Context, listener, reaper::Reaper};
-use crate::hub::{Hub, HubHandle};
+
+use accept::Context;
+use reaper::Reaper;
+use reply::Replies;
 
 /// How long `run` waits for the hub to close every stream at shutdown; the
 /// hub itself gives its writers a little less.
@@ -47,26 +78,32 @@ impl Stopper {
 ///
 /// # Example
 ///
-/// ```no_run
+/// ```
+/// use std::io::{Read, Write};
+///
 /// let config = sse_hub::Config {
 ///     listen: "127.0.0.1:0".parse().unwrap(),
 ///     ..sse_hub::Config::default()
 /// };
 /// let server = sse_hub::Server::bind(config)?;
-/// println!("listening on http://{}", server.local_addr());
+/// let addr = server.local_addr();
 /// let stopper = server.stopper();
-/// std::thread::spawn(move || {
-///     std::thread::sleep(std::time::Duration::from_secs(60));
-///     stopper.stop();
-/// });
-/// server.run()?;
+/// let serving = std::thread::spawn(move || server.run());
+///
+/// let mut client = std::net::TcpStream::connect(addr).unwrap();
+/// client.write_all(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+/// let mut reply = String::new();
+/// client.read_to_string(&mut reply).unwrap();
+/// assert!(reply.starts_with("HTTP/1.1 200 OK") && reply.ends_with("\r\n\r\nok"));
+///
+/// stopper.stop();
+/// serving.join().unwrap()?;
 /// # Ok::<(), sse_hub::Error>(())
 /// ```
 pub struct Server {
-    http: Arc<tiny_http::Server>,
+    http: Arc<sse_hub_tiny_http::Server>,
     ctx: Arc<Context>,
     hub: Hub,
-    handle: HubHandle,
     reaper: Reaper,
     local_addr: SocketAddr,
     signals: (Sender<Signal>, Receiver<Signal>),
@@ -74,20 +111,22 @@ pub struct Server {
 
 impl Server {
     /// Checks the configuration, works out how many subscribers the system
-    /// can hold (possibly lowering `max_clients`, with a warning), and binds
-    /// the listening socket. Logs `listening on http://IP:PORT`.
+    /// can hold (possibly lowering `hub.max_clients`, with a warning), binds
+    /// the listening socket and starts the hub, so that publishing works at
+    /// once; streams are served from [`Server::run`] on.
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidConfig`] or [`Error::CannotListen`].
+    /// [`Error::InvalidConfig`], [`Error::CannotListen`], or
+    /// [`Error::ThreadDied`] if the system refused a thread.
     pub fn bind(mut config: Config) -> Result<Server, Error> {
         config.validate()?;
-        let capacity = capacity::plan(config.max_clients);
+        let capacity = capacity::plan(config.hub.max_clients);
         if let Some(limit) = &capacity.lowered_by {
             warn!(
-                "--max-clients {} lowered to {}: {} is {}, room for about {} subscribers \
+                "max_clients {} lowered to {}: {} is {}, room for about {} subscribers \
                  (each takes a thread, a file descriptor and 4 memory maps); to hold more, {}",
-                config.max_clients,
+                config.hub.max_clients,
                 capacity.max_clients,
                 limit.name,
                 limit.value,
@@ -95,7 +134,7 @@ impl Server {
                 limit.raise
             );
         }
-        config.max_clients = capacity.max_clients;
+        config.hub.max_clients = capacity.max_clients;
 
         let cannot_listen = |source| Error::CannotListen {
             addr: config.listen,
@@ -104,33 +143,32 @@ impl Server {
         let listener =
             listener::bind(config.listen, config.write_timeout).map_err(cannot_listen)?;
         let local_addr = listener.local_addr().map_err(cannot_listen)?;
-        let cors = http::cors_header(&config)?;
-        let options = tiny_http::ConnectionOptions {
+        let replies = Replies::new(&config.cors_origin)?;
+        let options = sse_hub_tiny_http::ConnectionOptions {
             // A connection that idles while a request is expected is closed.
             read_timeout: Some(config.idle_timeout),
             // The requests tiny_http answers itself (it cannot read them)
             // get the CORS header like every other response.
-            error_headers: vec![cors.clone()],
+            error_headers: vec![replies.cors_header()],
         };
-        let http = tiny_http::Server::from_listener_with_options(listener, None, options).map_err(
-            |e| Error::CannotListen {
-                addr: config.listen,
-                source: std::io::Error::other(e.to_string()),
-            },
-        )?;
+        let http = sse_hub_tiny_http::Server::from_listener_with_options(listener, None, options)
+            .map_err(|e| Error::CannotListen {
+            addr: config.listen,
+            source: std::io::Error::other(e.to_string()),
+        })?;
 
-        let (hub, handle) = Hub::new(config.history, config.max_clients, config.queue);
+        let signals = crossbeam_channel::unbounded();
+        let hub_ended = Report("hub", signals.0.clone());
+        let hub = Hub::start_watched(config.hub.clone(), move || drop(hub_ended))?;
         let reaper = Reaper::new(local_addr.port());
-        let ctx = Context::new(config, cors, handle.clone(), reaper.clone());
-        info!("listening on http://{local_addr}");
+        let ctx = Context::new(config, replies, hub.clone(), reaper.clone());
         Ok(Server {
             http: Arc::new(http),
             ctx: Arc::new(ctx),
             hub,
-            handle,
             reaper,
             local_addr,
-            signals: crossbeam_channel::unbounded(),
+            signals,
         })
     }
 
@@ -139,9 +177,10 @@ impl Server {
         self.local_addr
     }
 
-    /// A handle to publish through and read stats from, from any thread.
-    pub fn hub(&self) -> HubHandle {
-        self.handle.clone()
+    /// The server's hub: publish into its streams, subscribe, read its
+    /// figures, from any thread.
+    pub fn hub(&self) -> Hub {
+        self.hub.clone()
     }
 
     /// Something to stop the server with, from any thread.
@@ -161,15 +200,13 @@ impl Server {
             http,
             ctx,
             hub,
-            handle,
             reaper,
             ..
         } = self;
-        supervise("hub", &tell, move || hub.run())?;
         let acceptor = {
             let (http, ctx) = (Arc::clone(&http), Arc::clone(&ctx));
             move || {
-                if let Err(e) = http::accept(&http, &ctx) {
+                if let Err(e) = accept::accept(&http, &ctx) {
                     error!("the HTTP server stopped taking requests: {e}");
                 }
             }
@@ -188,9 +225,14 @@ impl Server {
             return Err(Error::ThreadDied(thread));
         }
 
-        info!("stopping");
+        info!(
+            "stopping: closing {} streams",
+            hub.counters()
+                .clients
+                .load(std::sync::atomic::Ordering::Relaxed)
+        );
         ctx.stop();
-        handle.shut_down();
+        hub.stop();
         http.unblock();
         let deadline = Instant::now() + STOP_GRACE;
         while let Ok(signal) = signals.recv_deadline(deadline) {
@@ -210,12 +252,6 @@ fn supervise(
     tell: &Sender<Signal>,
     body: impl FnOnce() + Send + 'static,
 ) -> Result<(), Error> {
-    struct Report(&'static str, Sender<Signal>);
-    impl Drop for Report {
-        fn drop(&mut self) {
-            let _ = self.1.send(Signal::Ended { thread: self.0 });
-        }
-    }
     let report = Report(name, tell.clone());
     thread::Builder::new()
         .name(name.into())
@@ -225,4 +261,14 @@ fn supervise(
         })
         .map(drop)
         .map_err(|_| Error::ThreadDied(name))
+}
+
+/// Reports the end of a thread when dropped, whether the thread returned
+/// or panicked.
+struct Report(&'static str, Sender<Signal>);
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        let _ = self.1.send(Signal::Ended { thread: self.0 });
+    }
 }

@@ -1,0 +1,98 @@
+//! The messages other threads send the hub thread, and its answers.
+//!
+//! Every change to the hub's state arrives as one [`Command`] on its
+//! channel, so the order in which the hub takes them is the one true order
+//! of events: IDs, history and fan-out all follow it. A command that needs
+//! an answer carries a one-shot channel for it.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use crate::core::channel::Channel;
+use crate::core::event_id::EventId;
+use crate::core::history::Replay;
+use crate::core::metrics::Stats;
+use crate::core::queue::{Closed, Queue};
+use crate::error::Error;
+
+/// A subscriber's ID: unique across restarts of the hub (it starts with a
+/// random tag of the hub's run) and, with that, across the nodes of a
+/// cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId {
+    run: u64,
+    n: u64,
+}
+
+impl ClientId {
+    pub(crate) fn new(run: u64, n: u64) -> ClientId {
+        ClientId { run, n }
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:012x}-{}", self.run, self.n)
+    }
+}
+
+/// One message to publish: its encoded body (`event:` and `data:` lines,
+/// without the `id:` line only the hub writes) and its channel.
+pub(crate) struct Outgoing {
+    pub(crate) body: Vec<u8>,
+    pub(crate) channel: Option<Channel>,
+}
+
+/// What the hub answers to a publish.
+#[derive(Debug)]
+pub(crate) struct Receipt {
+    /// The ID of each message, in order.
+    pub(crate) ids: Vec<EventId>,
+    /// Subscribers that at least one of the messages was queued for.
+    pub(crate) clients: usize,
+}
+
+/// What a new subscriber asks the hub for.
+pub(crate) struct SubscribeRequest {
+    pub(crate) channels: Vec<Channel>,
+    /// Replay what was published after this ID.
+    pub(crate) resume: Option<EventId>,
+    pub(crate) queue: Arc<Queue>,
+}
+
+/// What the hub grants a new subscriber.
+#[derive(Debug)]
+pub(crate) struct Grant {
+    pub(crate) client: ClientId,
+    pub(crate) replay: Replay,
+    /// The point from which the stream is complete: the ID the client
+    /// resumes from, or else the newest ID when it was registered.
+    pub(crate) resume_point: EventId,
+}
+
+pub(crate) enum Command {
+    /// Publish these messages, in order, as one step.
+    Publish {
+        batch: Vec<Outgoing>,
+        reply: Sender<Receipt>,
+    },
+    Subscribe {
+        request: SubscribeRequest,
+        reply: Sender<Result<Grant, Error>>,
+    },
+    /// A subscriber's stream ended; sent once per granted subscription.
+    Unsubscribe {
+        client: ClientId,
+    },
+    /// End this client's stream now.
+    Close {
+        client: ClientId,
+        why: Closed,
+    },
+    Stats {
+        reply: Sender<Stats>,
+    },
+    /// Close every stream and end the hub thread.
+    Shutdown,
+}

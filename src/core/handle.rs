@@ -1,0 +1,435 @@
+//! [`Hub`]: the handle through which any thread publishes, subscribes and
+//! reads figures. It sends commands to the hub thread and waits for the
+//! answers; it never touches the hub's state itself.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use crate::config::HubConfig;
+use crate::core::channel::Channel;
+use crate::core::command::{ClientId, Command, Grant, Outgoing, Receipt, SubscribeRequest};
+use crate::core::event_id::EventId;
+use crate::core::hub::HubThread;
+use crate::core::metrics::{Counters, Stats};
+use crate::core::queue::{self, Closed, Queue, Took};
+use crate::core::sse::{Event, Frame};
+use crate::error::Error;
+
+/// The outcome of a publish.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The ID given to the message.
+    pub id: EventId,
+    /// How many subscribers it was queued for.
+    pub clients: usize,
+}
+
+impl Published {
+    /// The reply body of `POST /broadcast`: `{"id":"<id>","clients":<n>}`.
+    pub fn to_json(&self) -> String {
+        format!("{{\"id\":\"{}\",\"clients\":{}}}", self.id, self.clients)
+    }
+}
+
+/// The outcome of a batch publish.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedBatch {
+    /// The ID given to each message, in order.
+    pub ids: Vec<EventId>,
+    /// How many subscribers at least one of the messages was queued for.
+    pub clients: usize,
+}
+
+impl PublishedBatch {
+    /// The reply body of a batch `POST /broadcast`:
+    /// `{"ids":["<id>",...],"clients":<n>}`.
+    pub fn to_json(&self) -> String {
+        let mut out = String::with_capacity(16 + self.ids.len() * 24);
+        out.push_str("{\"ids\":[");
+        for (i, id) in self.ids.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(&id.to_string());
+            out.push('"');
+        }
+        out.push_str("],\"clients\":");
+        out.push_str(&self.clients.to_string());
+        out.push('}');
+        out
+    }
+}
+
+/// One message of a batch: an event and, if it has one, its channel.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Message {
+    /// What to send.
+    pub event: Event,
+    /// Only the members of this channel receive it; `None`: everyone.
+    pub channel: Option<Channel>,
+}
+
+/// A running hub, and the handle to it: publish, subscribe and read figures
+/// from any thread.
+///
+/// [`Hub::start`] starts the hub thread; no socket is involved. Cloning a
+/// `Hub` gives another handle to the same hub. The hub runs until
+/// [`Hub::stop`] is called or every handle is gone; after that every method
+/// fails with [`Error::HubStopped`] at once, and never blocks.
+///
+/// # Example
+///
+/// ```
+/// use sse_hub::{Event, Hub, HubConfig};
+///
+/// let hub = Hub::start(HubConfig::default())?;
+/// let mut subscription = hub.subscribe(&[], None)?;
+///
+/// let published = hub.publish(&Event::new("hello"), None)?;
+/// assert_eq!(published.clients, 1);
+///
+/// let frame = subscription.recv().expect("the hub is running");
+/// let events = frame.dispatch();
+/// assert_eq!(events[0].data, "hello");
+/// assert_eq!(events[0].last_event_id, published.id.to_string());
+///
+/// hub.stop();
+/// assert!(hub.publish(&Event::new("too late"), None).is_err());
+/// # Ok::<(), sse_hub::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Hub {
+    commands: Sender<Command>,
+    counters: Arc<Counters>,
+    config: Arc<HubConfig>,
+}
+
+impl Hub {
+    /// Starts a hub thread with `config` and returns a handle to it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming the setting that is out of range, or
+    /// [`Error::ThreadDied`] if the system refused the thread.
+    pub fn start(config: HubConfig) -> Result<Hub, Error> {
+        Hub::start_watched(config, || {})
+    }
+
+    /// Like [`Hub::start`], and calls `on_end` on the hub thread when it
+    /// ends, whether it returned or panicked.
+    pub(crate) fn start_watched(
+        config: HubConfig,
+        on_end: impl FnOnce() + Send + 'static,
+    ) -> Result<Hub, Error> {
+        /// Calls its function when dropped, also while a panic unwinds.
+        struct OnEnd<F: FnOnce()>(Option<F>);
+        impl<F: FnOnce()> Drop for OnEnd<F> {
+            fn drop(&mut self) {
+                if let Some(f) = self.0.take() {
+                    f();
+                }
+            }
+        }
+        config.validate()?;
+        let (hub, commands, counters) = HubThread::new(&config);
+        let on_end = OnEnd(Some(on_end));
+        thread::Builder::new()
+            .name("sse-hub".into())
+            .spawn(move || {
+                let _on_end = on_end;
+                hub.run();
+            })
+            .map_err(|_| Error::ThreadDied("sse-hub"))?;
+        Ok(Hub {
+            commands,
+            counters,
+            config: Arc::new(config),
+        })
+    }
+
+    /// The settings the hub runs with.
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    /// Publishes `event` to every subscriber, or only to the members of
+    /// `channel`, and returns its ID and how many subscribers it was queued
+    /// for. The event is encoded here, on the caller's thread; the call
+    /// returns once the message is queued, without waiting for any
+    /// subscriber.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HubStopped`] if the hub has stopped.
+    pub fn publish(&self, event: &Event, channel: Option<&Channel>) -> Result<Published, Error> {
+        let batch = vec![Outgoing {
+            body: event.encode_body(),
+            channel: channel.cloned(),
+        }];
+        let receipt = self.send_batch(batch)?;
+        let id = *receipt.ids.first().ok_or(Error::HubStopped)?;
+        Ok(Published {
+            id,
+            clients: receipt.clients,
+        })
+    }
+
+    /// Publishes `messages` in order, as one step: they get consecutive
+    /// IDs, and no other publish comes between them.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HubStopped`] if the hub has stopped; then nothing was
+    /// published.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::{Channel, Event, Hub, HubConfig, Message};
+    ///
+    /// let hub = Hub::start(HubConfig::default())?;
+    /// let batch = [
+    ///     Message { event: Event::new("one"), channel: None },
+    ///     Message { event: Event::new("two"), channel: Some(Channel::new("news")?) },
+    /// ];
+    /// let published = hub.publish_batch(&batch)?;
+    /// assert_eq!(published.ids.len(), 2);
+    /// assert!(published.ids[0] < published.ids[1]);
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn publish_batch(&self, messages: &[Message]) -> Result<PublishedBatch, Error> {
+        if messages.is_empty() {
+            return Ok(PublishedBatch {
+                ids: Vec::new(),
+                clients: 0,
+            });
+        }
+        let batch = messages
+            .iter()
+            .map(|m| Outgoing {
+                body: m.event.encode_body(),
+                channel: m.channel.clone(),
+            })
+            .collect();
+        let receipt = self.send_batch(batch)?;
+        Ok(PublishedBatch {
+            ids: receipt.ids,
+            clients: receipt.clients,
+        })
+    }
+
+    fn send_batch(&self, batch: Vec<Outgoing>) -> Result<Receipt, Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Command::Publish { batch, reply })?;
+        answer.recv().map_err(|_| Error::HubStopped)
+    }
+
+    /// A snapshot of the hub's figures.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HubStopped`] if the hub has stopped.
+    pub fn stats(&self) -> Result<Stats, Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Command::Stats { reply })?;
+        answer.recv().map_err(|_| Error::HubStopped)
+    }
+
+    /// Subscribes from inside this process: the returned [`Subscription`]
+    /// receives the frames an `/events` stream would carry (the replay of
+    /// what was published after `last_event_id`, then live messages), and
+    /// counts as a client like any other, so the client limit and the queue
+    /// limit apply. Dropping it unsubscribes.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HubFull`] or [`Error::HubStopped`].
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::{Channel, Event, Hub, HubConfig};
+    ///
+    /// let hub = Hub::start(HubConfig::default())?;
+    /// let first = hub.publish(&Event::new("missed"), None)?;
+    /// let second = hub.publish(&Event::new("also missed"), None)?;
+    ///
+    /// // Resuming after the first message replays the second.
+    /// let mut subscription = hub.subscribe(&[], Some(first.id))?;
+    /// assert_eq!(subscription.replay().len(), 1);
+    /// assert_eq!(subscription.replay()[0].dispatch()[0].data, "also missed");
+    /// assert!(!subscription.gap());
+    ///
+    /// // A message for a channel it did not join never arrives.
+    /// hub.publish(&Event::new("news"), Some(&Channel::new("news")?))?;
+    /// assert!(subscription.try_recv().is_none());
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn subscribe(
+        &self,
+        channels: &[Channel],
+        last_event_id: Option<EventId>,
+    ) -> Result<Subscription, Error> {
+        let queue = Arc::new(Queue::new(self.config.queue));
+        let grant = self.register(SubscribeRequest {
+            channels: channels.to_vec(),
+            resume: last_event_id,
+            queue: Arc::clone(&queue),
+        })?;
+        Ok(Subscription {
+            hub: self.clone(),
+            grant,
+            queue,
+            taken: VecDeque::new(),
+            closed: None,
+        })
+    }
+
+    /// Stops the hub: every stream ends (each with the proper end of its
+    /// HTTP body), and every later call fails with [`Error::HubStopped`].
+    /// Returns at once; the streams end within about a second and a half.
+    pub fn stop(&self) {
+        let _ = self.commands.send(Command::Shutdown);
+    }
+
+    /// Ends one client's stream, as if its queue had overflowed: it gets
+    /// what is queued for it, then the end of the stream.
+    pub fn close(&self, client: ClientId, why: &'static str) {
+        let _ = self.send(Command::Close {
+            client,
+            why: Closed::Asked(why),
+        });
+    }
+
+    pub(crate) fn register(&self, request: SubscribeRequest) -> Result<Grant, Error> {
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        self.send(Command::Subscribe { request, reply })?;
+        answer.recv().map_err(|_| Error::HubStopped)?
+    }
+
+    pub(crate) fn unsubscribe(&self, client: ClientId) {
+        // If the hub is gone there is no one left to tell.
+        let _ = self.send(Command::Unsubscribe { client });
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    fn send(&self, command: Command) -> Result<(), Error> {
+        self.commands.send(command).map_err(|_| Error::HubStopped)
+    }
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("config", &self.config).finish()
+    }
+}
+
+/// A subscriber inside this process; see [`Hub::subscribe`].
+///
+/// Frames come out in publish order. A frame may hold several events (the
+/// messages of one batch publish travel together): [`Frame::dispatch`]
+/// reads them. Receiving ends when the hub closes the subscription, which
+/// it does when the subscriber falls more than the queue limit behind, or
+/// when the hub stops; [`Subscription::closed`] then says why. It is also an
+/// iterator over frames that ends there.
+pub struct Subscription {
+    hub: Hub,
+    grant: Grant,
+    queue: Arc<Queue>,
+    /// Frames taken from the queue and not handed out yet.
+    taken: VecDeque<Frame>,
+    closed: Option<Closed>,
+}
+
+impl Subscription {
+    /// This subscriber's ID.
+    pub fn client(&self) -> ClientId {
+        self.grant.client
+    }
+
+    /// The retained messages newer than the `last_event_id` given, for this
+    /// subscriber's channels, oldest first.
+    pub fn replay(&self) -> &[Frame] {
+        &self.grant.replay.frames
+    }
+
+    /// True if messages newer than `last_event_id` may have been lost: the
+    /// hub no longer holds all of them.
+    pub fn gap(&self) -> bool {
+        self.grant.replay.gap
+    }
+
+    /// The next frame, waiting for one as long as it takes; `None` once the
+    /// subscription is closed and everything queued was received.
+    pub fn recv(&mut self) -> Option<Frame> {
+        self.next_frame(None, true)
+    }
+
+    /// The next frame, waiting at most `timeout`; `None` if none came.
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Frame> {
+        self.next_frame(Some(timeout), true)
+    }
+
+    /// The next frame if one is queued now.
+    pub fn try_recv(&mut self) -> Option<Frame> {
+        self.next_frame(None, false)
+    }
+
+    /// Why the hub closed the subscription, once a receive has found it
+    /// closed.
+    pub fn closed(&self) -> Option<Closed> {
+        self.closed
+    }
+
+    fn next_frame(&mut self, timeout: Option<Duration>, block: bool) -> Option<Frame> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(frame) = self.taken.pop_front() {
+                return Some(frame);
+            }
+            match self.queue.take(&mut self.taken) {
+                Took::Events(_) => continue,
+                Took::Closed(why) => {
+                    self.closed = Some(why);
+                    return None;
+                }
+                Took::Empty if !block => return None,
+                Took::Empty => queue::trim(&mut self.taken),
+            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return None;
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            self.queue.wait(left);
+        }
+    }
+}
+
+impl Iterator for Subscription {
+    type Item = Frame;
+
+    /// Waits for the next frame; ends when the subscription is closed.
+    fn next(&mut self) -> Option<Frame> {
+        self.recv()
+    }
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(self.grant.client);
+    }
+}

@@ -1,0 +1,413 @@
+//! The hub thread: the one owner of the registry of subscribers and
+//! channels, the ID clock and the history, and the fan-out.
+//!
+//! Nothing else touches that state. Other threads reach it through
+//! [`Hub`](crate::Hub), which sends a [`Command`] over a crossbeam channel;
+//! the hub answers on the command's one-shot channel when there is an
+//! answer.
+//!
+//! Publishing: the hub gives each message the next ID, writes the `id:` line
+//! in front of the body the publisher already encoded, freezes that into one
+//! shared [`Frame`], and queues a clone (a reference count, not a copy) for
+//! every recipient. The messages of one batch that go to the same
+//! recipients travel as one frame, so a batch costs each subscriber one
+//! push and one wake-up. The hub never blocks on a subscriber: a full queue
+//! means the subscriber is not keeping up, so the hub closes it (its stream
+//! ends, and the client resumes from history with its last ID).
+//!
+//! Waking: a push that finds its subscriber's thread asleep hands the thread
+//! back (see `queue.rs`). The hub answers the publisher first and wakes
+//! those threads afterwards, a few at a time between commands, so a
+//! publisher never waits for a thousand system calls, and a writer that is
+//! still busy with the last batch when the next message comes is not woken
+//! twice: it finds the message when it comes back for more.
+//!
+//! Subscribing: in one step the hub computes the replay a resuming client is
+//! owed and registers its queue for live messages, so nothing falls between
+//! the two. The replay travels in the answer, not through the queue, so a
+//! replay longer than the queue still arrives whole.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+
+use crate::config::HubConfig;
+use crate::core::channel::Channel;
+use crate::core::command::{ClientId, Command, Grant, Outgoing, Receipt, SubscribeRequest};
+use crate::core::event_id::{EventId, IdClock, now_ms};
+use crate::core::history::{History, Replay};
+use crate::core::metrics::{Counters, Stats};
+use crate::core::queue::{Closed, Pushed, Queue};
+use crate::core::sse::{Frame, push_id_line};
+use crate::error::Error;
+
+/// How long the hub waits at shutdown for streams to end.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// Sleeping threads woken between two looks at the command channel.
+const WAKE_BATCH: usize = 32;
+
+/// The events of one batch travel together up to this many bytes a frame.
+const MAX_COMBINED: usize = 64 * 1024;
+
+/// The queues of a set of subscribers, side by side for a tight fan-out
+/// loop.
+#[derive(Default)]
+struct Members {
+    ids: Vec<ClientId>,
+    queues: Vec<Arc<Queue>>,
+}
+
+impl Members {
+    fn insert(&mut self, id: ClientId, queue: Arc<Queue>) {
+        self.ids.push(id);
+        self.queues.push(queue);
+    }
+
+    fn remove(&mut self, id: ClientId) {
+        if let Some(at) = self.ids.iter().position(|&m| m == id) {
+            self.ids.swap_remove(at);
+            self.queues.swap_remove(at);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// Where the fan-out of one frame puts what it finds besides deliveries.
+#[derive(Default)]
+struct Fallout {
+    /// Threads asleep on a queue that now holds something.
+    wake: VecDeque<Thread>,
+    /// Subscribers whose queue refused a frame: `true` when it was full,
+    /// `false` when it was closed already.
+    refused: Vec<(ClientId, bool)>,
+}
+
+/// Queues `frame` for every member; returns how many took it. When
+/// `recipients` is given, adds each one that took it.
+fn fan_out(
+    members: &Members,
+    frame: &Frame,
+    fallout: &mut Fallout,
+    mut recipients: Option<&mut HashSet<ClientId>>,
+) -> usize {
+    let mut queued = 0;
+    for (&id, queue) in members.ids.iter().zip(&members.queues) {
+        match queue.push(frame) {
+            Pushed::Queued => {}
+            Pushed::Wake(thread) => fallout.wake.push_back(thread),
+            Pushed::Full => {
+                fallout.refused.push((id, true));
+                continue;
+            }
+            Pushed::Closed => {
+                fallout.refused.push((id, false));
+                continue;
+            }
+        }
+        queued += 1;
+        if let Some(recipients) = recipients.as_deref_mut() {
+            recipients.insert(id);
+        }
+    }
+    queued
+}
+
+struct Subscriber {
+    channels: Vec<Channel>,
+    queue: Arc<Queue>,
+}
+
+/// The hub's state. Built by [`HubThread::new`], then moved onto its own
+/// thread, which calls [`HubThread::run`].
+pub(crate) struct HubThread {
+    commands: Receiver<Command>,
+    counters: Arc<Counters>,
+    everyone: Members,
+    channels: HashMap<Channel, Members>,
+    subscribers: HashMap<ClientId, Subscriber>,
+    history: History,
+    clock: IdClock,
+    /// A random tag of this run of the hub, in every client ID.
+    run: u64,
+    next_client: u64,
+    max_clients: usize,
+    started: Instant,
+    fallout: Fallout,
+    /// Reused for every frame, so that building one costs one allocation.
+    frame_buf: Vec<u8>,
+}
+
+impl HubThread {
+    /// A hub, the channel that reaches it and the counters it shares.
+    pub(crate) fn new(config: &HubConfig) -> (HubThread, Sender<Command>, Arc<Counters>) {
+        // Unbounded, yet bounded in practice: every sender but a writer
+        // saying goodbye waits for its answer. And when the hub ends, an
+        // unbounded (linked) channel drops the commands still queued, so
+        // their senders see the hub is gone instead of waiting forever.
+        let (sender, commands) = crossbeam_channel::unbounded();
+        let counters = Arc::new(Counters::default());
+        let start = EventId::new(now_ms(), 0);
+        let hub = HubThread {
+            commands,
+            counters: Arc::clone(&counters),
+            everyone: Members::default(),
+            channels: HashMap::new(),
+            subscribers: HashMap::new(),
+            history: History::new(config.history, start),
+            clock: IdClock::starting_at(start),
+            // The standard library seeds every RandomState from the
+            // operating system's random source.
+            run: RandomState::new().hash_one(start) & 0xffff_ffff_ffff,
+            next_client: 1,
+            max_clients: config.max_clients,
+            started: Instant::now(),
+            fallout: Fallout::default(),
+            frame_buf: Vec::with_capacity(1024),
+        };
+        (hub, sender, counters)
+    }
+
+    /// Serves commands until told to stop or until every handle is gone,
+    /// then closes every stream.
+    pub(crate) fn run(mut self) {
+        loop {
+            let command = if self.fallout.wake.is_empty() {
+                match self.commands.recv() {
+                    Ok(command) => command,
+                    Err(_) => break,
+                }
+            } else {
+                match self.commands.try_recv() {
+                    Ok(command) => command,
+                    Err(TryRecvError::Empty) => {
+                        self.wake_some();
+                        continue;
+                    }
+                    Err(TryRecvError::Disconnected) => break,
+                }
+            };
+            match command {
+                Command::Publish { batch, reply } => {
+                    let receipt = self.publish(batch);
+                    let _ = reply.send(receipt);
+                }
+                Command::Subscribe { request, reply } => self.subscribe(request, &reply),
+                Command::Unsubscribe { client } => {
+                    self.remove(client, Closed::Asked("stream ended"));
+                }
+                Command::Close { client, why } => {
+                    self.remove(client, why);
+                }
+                Command::Stats { reply } => {
+                    let _ = reply.send(self.stats());
+                }
+                Command::Shutdown => break,
+            }
+        }
+        self.shut_down();
+    }
+
+    fn wake_some(&mut self) {
+        let n = self.fallout.wake.len().min(WAKE_BATCH);
+        for thread in self.fallout.wake.drain(..n) {
+            thread.unpark();
+        }
+    }
+
+    fn publish(&mut self, batch: Vec<Outgoing>) -> Receipt {
+        let mut ids = Vec::with_capacity(batch.len());
+        let mut frames = Vec::with_capacity(batch.len());
+        for message in &batch {
+            let id = self.clock.next();
+            self.frame_buf.clear();
+            push_id_line(&mut self.frame_buf, id);
+            self.frame_buf.extend_from_slice(&message.body);
+            frames.push(Frame::new(&self.frame_buf, 1));
+            ids.push(id);
+        }
+
+        // Runs of messages for the same recipients go out as one frame each.
+        let mut runs: Vec<(Option<&Channel>, Frame)> = Vec::new();
+        let mut at = 0;
+        while at < batch.len() {
+            let channel = batch[at].channel.as_ref();
+            let mut end = at + 1;
+            let mut bytes = frames[at].len();
+            while end < batch.len()
+                && batch[end].channel.as_ref() == channel
+                && bytes + frames[end].len() <= MAX_COMBINED
+            {
+                bytes += frames[end].len();
+                end += 1;
+            }
+            let frame = if end - at == 1 {
+                frames[at].clone()
+            } else {
+                self.frame_buf.clear();
+                for frame in &frames[at..end] {
+                    self.frame_buf.extend_from_slice(frame);
+                }
+                // A batch holds at most a few thousand messages.
+                Frame::new(&self.frame_buf, u32::try_from(end - at).unwrap_or(u32::MAX))
+            };
+            runs.push((channel, frame));
+            at = end;
+        }
+
+        // With several runs a subscriber may get more than one of them, and
+        // counts once.
+        let mut recipients = (runs.len() > 1).then(HashSet::new);
+        let mut clients = 0;
+        for (channel, frame) in &runs {
+            let members = match channel {
+                None => Some(&self.everyone),
+                Some(channel) => self.channels.get(*channel),
+            };
+            if let Some(members) = members {
+                clients = clients.max(fan_out(
+                    members,
+                    frame,
+                    &mut self.fallout,
+                    recipients.as_mut(),
+                ));
+            }
+        }
+        if let Some(recipients) = recipients {
+            clients = recipients.len();
+        }
+        self.drop_refused();
+
+        for ((id, message), frame) in ids.iter().zip(batch).zip(frames) {
+            self.history.push(*id, message.channel, frame);
+        }
+        Counters::add(&self.counters.published, ids.len() as u64);
+        Receipt { ids, clients }
+    }
+
+    fn drop_refused(&mut self) {
+        let mut refused = std::mem::take(&mut self.fallout.refused);
+        for (client, full) in refused.drain(..) {
+            if full && self.remove(client, Closed::Slow) {
+                Counters::add(&self.counters.dropped_slow, 1);
+            } else {
+                self.remove(client, Closed::Asked("stream ended"));
+            }
+        }
+        self.fallout.refused = refused;
+    }
+
+    fn subscribe(&mut self, request: SubscribeRequest, reply: &Sender<Result<Grant, Error>>) {
+        if self.subscribers.len() >= self.max_clients {
+            let _ = reply.send(Err(Error::HubFull));
+            return;
+        }
+        let client = ClientId::new(self.run, self.next_client);
+        self.next_client += 1;
+        let (replay, resume_point) = match request.resume {
+            Some(after) => (self.history.replay(after, &request.channels), after),
+            None => (
+                Replay {
+                    oldest: self.history.oldest(),
+                    ..Replay::default()
+                },
+                self.history.newest(),
+            ),
+        };
+        let grant = Grant {
+            client,
+            replay,
+            resume_point,
+        };
+        if reply.send(Ok(grant)).is_err() {
+            return; // the subscriber is gone already; it will not say goodbye
+        }
+        self.everyone.insert(client, Arc::clone(&request.queue));
+        for channel in &request.channels {
+            let members = self.channels.entry(channel.clone()).or_default();
+            members.insert(client, Arc::clone(&request.queue));
+        }
+        let subscriber = Subscriber {
+            channels: request.channels,
+            queue: request.queue,
+        };
+        self.subscribers.insert(client, subscriber);
+        self.update_client_gauge();
+    }
+
+    /// Takes a subscriber out of the registry and closes its queue, waking
+    /// its thread: it takes what is queued, finds the queue closed and ends
+    /// the stream. Returns whether it was registered.
+    fn remove(&mut self, client: ClientId, why: Closed) -> bool {
+        let Some(subscriber) = self.subscribers.remove(&client) else {
+            return false;
+        };
+        self.everyone.remove(client);
+        for channel in &subscriber.channels {
+            if let Some(members) = self.channels.get_mut(channel) {
+                members.remove(client);
+                if members.len() == 0 {
+                    self.channels.remove(channel);
+                }
+            }
+        }
+        self.update_client_gauge();
+        if let Some(thread) = subscriber.queue.close(why) {
+            thread.unpark();
+        }
+        true
+    }
+
+    fn update_client_gauge(&self) {
+        self.counters
+            .clients
+            .store(self.subscribers.len(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn stats(&self) -> Stats {
+        let channels: BTreeMap<String, usize> = self
+            .channels
+            .iter()
+            .map(|(name, members)| (name.to_string(), members.len()))
+            .collect();
+        let uptime = self.started.elapsed().as_secs();
+        Stats::new(&self.counters, channels, self.history.len(), uptime)
+    }
+
+    /// Closes every queue, so every stream ends, and waits a little for
+    /// them to say goodbye.
+    fn shut_down(mut self) {
+        for thread in self.fallout.wake.drain(..) {
+            thread.unpark();
+        }
+        let mut open = self.subscribers.len();
+        self.everyone = Members::default();
+        self.channels.clear();
+        for subscriber in std::mem::take(&mut self.subscribers).into_values() {
+            if let Some(thread) = subscriber.queue.close(Closed::Shutdown) {
+                thread.unpark();
+            }
+        }
+        self.update_client_gauge();
+
+        let deadline = Instant::now() + SHUTDOWN_GRACE;
+        while open > 0 {
+            match self.commands.recv_deadline(deadline) {
+                Ok(Command::Unsubscribe { .. }) => open -= 1,
+                Ok(Command::Subscribe { reply, .. }) => {
+                    let _ = reply.send(Err(Error::HubStopped));
+                }
+                Ok(_) => {} // dropping a reply channel answers HubStopped
+                Err(_) => break,
+            }
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The hub without sockets: everything an application needs to publish
+//! and to serve event streams, whatever serves its HTTP.
+//!
+//! A message takes this path: a [`Hub`] handle encodes it on the
+//! publisher's thread and sends it to the hub thread (`hub.rs`), which gives
+//! it its ID, keeps it in the history (`history.rs`) and queues one shared
+//! frame for every subscriber (`queue.rs`); each subscriber's thread takes
+//! everything queued and writes it to its stream in one batch
+//! (`writer.rs`), or hands it to an in-process [`Subscription`]. Nothing
+//! here opens a socket or changes anything for the rest of the process.
+
+pub mod channel;
+pub(crate) mod command;
+pub mod event_id;
+pub(crate) mod handle;
+pub(crate) mod history;
+pub(crate) mod hub;
+pub(crate) mod metrics;
+pub(crate) mod publish;
+pub(crate) mod queue;
+pub mod sse;
+pub(crate) mod writer;
+
+pub use handle::{Hub, Message, Published, PublishedBatch, Subscription};

@@ -1,0 +1,311 @@
+//! A subscriber's queue: the hand-over point between the hub, which fans
+//! frames in, and the one thread that takes them out (a writer, or an
+//! in-process subscriber), with the wake-up between the two.
+//!
+//! The hub pushes; it never blocks on a subscriber. A queue holds at most
+//! `capacity` events: a push that would go past that is refused, and the hub
+//! drops the subscriber, who resumes from history (an empty queue takes any
+//! frame, so that a batch larger than the queue still gets through to a
+//! subscriber who keeps up).
+//!
+//! The taker empties the whole queue in one step ([`Queue::take`]: it swaps
+//! the queue's buffer for its own empty one, so neither side allocates in
+//! steady state), writes everything it got as one batch, and comes back.
+//! When the queue is empty it sleeps ([`Queue::wait`]), after noting which
+//! thread to wake, under the queue's lock. A push that finds a sleeper
+//! takes that note, and returns the thread: the caller wakes it, once,
+//! whenever it suits it. Waking a sleeping thread is a system call that
+//! costs several microseconds, so the hub defers those calls until it has
+//! answered the publisher, and a taker that is awake (busy writing) is never
+//! woken again: frames pushed meanwhile go out in its next batch.
+//!
+//! Because the note is taken and left under the same lock as the frames,
+//! no wake-up can be lost: either the push comes first and the taker finds
+//! the frame instead of sleeping, or the taker's note comes first and the
+//! push finds it. (`std::thread::park` keeps a wake-up that arrives before
+//! the sleep, so the order of the wake-up and the sleep does not matter.)
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+use std::thread::{self, Thread};
+use std::time::Duration;
+
+use crate::core::sse::Frame;
+
+/// Why the hub closed a queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Closed {
+    /// The queue was full: the subscriber did not keep up.
+    Slow,
+    /// The client's connection was seen to close.
+    HungUp,
+    /// The hub asked for it (a request pipelined behind the stream, or the
+    /// application's own call).
+    Asked(&'static str),
+    /// The hub is shutting down.
+    Shutdown,
+}
+
+/// What a push did.
+#[derive(Debug)]
+pub(crate) enum Pushed {
+    /// Queued; wake this thread, which sleeps waiting for it.
+    Wake(Thread),
+    /// Queued; the taker is awake and will find it.
+    Queued,
+    /// Refused: the queue holds `capacity` events already.
+    Full,
+    /// Refused: the queue is closed.
+    Closed,
+}
+
+/// What a take found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Took {
+    /// Frames holding this many events, now in the taker's buffer.
+    Events(u64),
+    /// Nothing queued.
+    Empty,
+    /// Nothing queued, and nothing ever will be.
+    Closed(Closed),
+}
+
+#[derive(Debug)]
+struct State {
+    frames: VecDeque<Frame>,
+    /// Events in `frames` (a frame may hold several).
+    events: u64,
+    closed: Option<Closed>,
+    /// The taker's thread while it sleeps on an empty queue.
+    sleeper: Option<Thread>,
+}
+
+/// One subscriber's bounded queue of frames; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Queue {
+    state: Mutex<State>,
+    capacity: u64,
+}
+
+/// A taker's buffer keeps at most this many slots between batches, so an
+/// idle subscriber does not keep a burst's worth of memory.
+const KEEP_SLOTS: usize = 16;
+
+impl Queue {
+    /// An empty queue for at most `capacity` events.
+    pub(crate) fn new(capacity: usize) -> Queue {
+        Queue {
+            state: Mutex::new(State {
+                frames: VecDeque::new(),
+                events: 0,
+                closed: None,
+                sleeper: None,
+            }),
+            capacity: capacity as u64,
+        }
+    }
+
+    /// Queues `frame` (hub side).
+    pub(crate) fn push(&self, frame: &Frame) -> Pushed {
+        let mut state = self.lock();
+        if state.closed.is_some() {
+            return Pushed::Closed;
+        }
+        let events = u64::from(frame.events());
+        if state.events > 0 && state.events + events > self.capacity {
+            return Pushed::Full;
+        }
+        state.frames.push_back(frame.clone());
+        state.events += events;
+        match state.sleeper.take() {
+            Some(thread) => Pushed::Wake(thread),
+            None => Pushed::Queued,
+        }
+    }
+
+    /// Closes the queue (hub side): the taker gets what is queued, then
+    /// [`Took::Closed`]. Returns the taker's thread if it sleeps, to be
+    /// woken. Closing twice keeps the first reason.
+    pub(crate) fn close(&self, why: Closed) -> Option<Thread> {
+        let mut state = self.lock();
+        state.closed.get_or_insert(why);
+        state.sleeper.take()
+    }
+
+    /// Moves everything queued into `into`, which must be empty (taker
+    /// side).
+    pub(crate) fn take(&self, into: &mut VecDeque<Frame>) -> Took {
+        debug_assert!(into.is_empty());
+        let mut state = self.lock();
+        if state.frames.is_empty() {
+            return match state.closed {
+                Some(why) => Took::Closed(why),
+                None => Took::Empty,
+            };
+        }
+        std::mem::swap(&mut state.frames, into);
+        Took::Events(std::mem::take(&mut state.events))
+    }
+
+    /// Sleeps until a push or a close, or until `timeout` (`None`: no
+    /// limit) has passed, unless something is queued already (taker side).
+    /// It may also return early for no reason: the caller looks again.
+    pub(crate) fn wait(&self, timeout: Option<Duration>) {
+        {
+            let mut state = self.lock();
+            if !state.frames.is_empty() || state.closed.is_some() {
+                return;
+            }
+            state.sleeper = Some(thread::current());
+        }
+        match timeout {
+            Some(timeout) => thread::park_timeout(timeout),
+            None => thread::park(),
+        }
+        // Woken by a push, which took the note, or by the timeout or a
+        // spurious wake-up, which did not: a stale note would cost a later
+        // push a needless wake-up.
+        self.lock().sleeper = None;
+    }
+
+    /// Events queued now.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> u64 {
+        self.lock().events
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something ever did, the
+        // state is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Releases what a drained buffer holds beyond a few slots.
+pub(crate) fn trim(buffer: &mut VecDeque<Frame>) {
+    buffer.shrink_to(KEEP_SLOTS);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    fn frame(events: u32) -> Frame {
+        Frame::new(b"data: x\n\n", events)
+    }
+
+    #[test]
+    fn holds_at_most_capacity_events() {
+        let queue = Queue::new(3);
+        assert!(matches!(queue.push(&frame(2)), Pushed::Queued));
+        assert!(matches!(queue.push(&frame(2)), Pushed::Full));
+        assert!(matches!(queue.push(&frame(1)), Pushed::Queued));
+        assert_eq!(queue.len(), 3);
+    }
+
+    #[test]
+    fn an_empty_queue_takes_a_frame_larger_than_its_capacity() {
+        let queue = Queue::new(2);
+        assert!(matches!(queue.push(&frame(100)), Pushed::Queued));
+        assert!(matches!(queue.push(&frame(1)), Pushed::Full));
+    }
+
+    #[test]
+    fn take_moves_everything_and_reports_events() {
+        let queue = Queue::new(10);
+        queue.push(&frame(1));
+        queue.push(&frame(3));
+        let mut got = VecDeque::new();
+        assert_eq!(queue.take(&mut got), Took::Events(4));
+        assert_eq!(got.len(), 2);
+        got.clear();
+        assert_eq!(queue.take(&mut got), Took::Empty);
+    }
+
+    #[test]
+    fn a_closed_queue_hands_out_what_it_holds_then_says_why() {
+        let queue = Queue::new(10);
+        queue.push(&frame(1));
+        assert!(queue.close(Closed::Slow).is_none(), "nobody sleeps");
+        queue.close(Closed::Shutdown);
+        assert!(matches!(queue.push(&frame(1)), Pushed::Closed));
+        let mut got = VecDeque::new();
+        assert_eq!(queue.take(&mut got), Took::Events(1));
+        got.clear();
+        assert_eq!(queue.take(&mut got), Took::Closed(Closed::Slow));
+    }
+
+    #[test]
+    fn a_push_to_a_sleeper_hands_back_its_thread_once() {
+        let queue = Arc::new(Queue::new(10));
+        let sleeper = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                queue.wait(None);
+                let mut got = VecDeque::new();
+                queue.take(&mut got)
+            })
+        };
+        let guard = Instant::now();
+        while queue.lock().sleeper.is_none() {
+            assert!(guard.elapsed() < Duration::from_secs(20), "never slept");
+            thread::sleep(Duration::from_millis(1));
+        }
+        let Pushed::Wake(woken) = queue.push(&frame(1)) else {
+            panic!("the push did not find the sleeper");
+        };
+        assert_eq!(woken.id(), sleeper.thread().id());
+        assert!(
+            matches!(queue.push(&frame(1)), Pushed::Queued),
+            "woken once"
+        );
+        woken.unpark();
+        assert_eq!(sleeper.join().unwrap(), Took::Events(2));
+    }
+
+    /// The protocol under load: a taker that sleeps whenever its queue is
+    /// empty, and a pusher that wakes it only when a push says so. A lost
+    /// wake-up leaves the taker asleep (no timeout here) and the test hangs
+    /// until its guard fails.
+    #[test]
+    fn no_wake_up_is_ever_lost() {
+        const FRAMES: u64 = 200_000;
+        let queue = Arc::new(Queue::new(usize::MAX));
+        let taker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut got = VecDeque::new();
+                let mut seen = 0;
+                while seen < FRAMES {
+                    match queue.take(&mut got) {
+                        Took::Events(n) => {
+                            seen += n;
+                            got.clear();
+                        }
+                        Took::Empty => queue.wait(Some(Duration::from_secs(20))),
+                        Took::Closed(_) => unreachable!(),
+                    }
+                }
+                seen
+            })
+        };
+        for _ in 0..FRAMES {
+            if let Pushed::Wake(thread) = queue.push(&frame(1)) {
+                thread.unpark();
+            }
+        }
+        let guard = Instant::now();
+        while !taker.is_finished() {
+            assert!(
+                guard.elapsed() < Duration::from_secs(15),
+                "the taker slept through a wake-up"
+            );
+            thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(taker.join().unwrap(), FRAMES);
+    }
+}

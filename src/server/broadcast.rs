@@ -1,0 +1,127 @@
+//! `POST /broadcast`: check the publisher, read and check the body, publish
+//! through the hub, reply with the new IDs.
+//!
+//! Checks run cheapest first and before anything is published: method,
+//! bearer token (before the body is read, so an unauthenticated client
+//! cannot make the server read a large body), declared size, body size as
+//! read, then the body itself (`core/publish.rs`: UTF-8, JSON, fields, all
+//! or nothing for a batch). Any failure answers `{"error": ...}` and
+//! publishes nothing.
+
+use std::io::{self, Read};
+use std::sync::Arc;
+
+use sse_hub_tiny_http::{Method, Request};
+
+use crate::core::publish::PublishBody;
+
+use super::accept::Context;
+use super::reaper::Deadline;
+use super::reply::Refusal;
+use super::route::{header_value, method_not_allowed};
+
+/// Answers one publish request. `deadline`, if the body may take time to
+/// arrive, is the guard the router armed for it.
+pub(super) fn publish(ctx: &Arc<Context>, mut request: Request, deadline: Option<&Deadline>) {
+    if *request.method() != Method::Post {
+        return method_not_allowed(ctx, request, "POST, OPTIONS");
+    }
+    if !authorized(ctx.config.publish_token.as_deref(), &request) {
+        return ctx.replies.refuse(request, &Refusal::Unauthorized);
+    }
+    let outcome = read_body(&mut request, ctx.config.max_body, deadline)
+        .and_then(|body| PublishBody::parse(&body).map_err(Refusal::from))
+        .and_then(|body| {
+            let reply = match &body {
+                PublishBody::One(message) => ctx
+                    .hub
+                    .publish(&message.event, message.channel.as_ref())?
+                    .to_json(),
+                PublishBody::Batch(batch) => ctx.hub.publish_batch(batch)?.to_json(),
+            };
+            Ok(reply)
+        });
+    match outcome {
+        Ok(reply) => ctx
+            .replies
+            .send(request, 200, "application/json", reply.into_bytes(), &[]),
+        Err(refusal) => ctx.replies.refuse(request, &refusal),
+    }
+}
+
+/// True if no token is configured, or the request carries
+/// `Authorization: Bearer <token>` with the right one.
+fn authorized(token: Option<&str>, request: &Request) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    let given = header_value(request, "Authorization").and_then(|v| v.split_once(' '));
+    match given {
+        Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("Bearer") => {
+            constant_time_eq(credentials.trim().as_bytes(), token.as_bytes())
+        }
+        _ => false,
+    }
+}
+
+/// Compares every byte whatever the first difference, so the time taken does
+/// not tell an attacker how much of a guess was right. (The length is not
+/// secret.)
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
+}
+
+/// Reads at most `limit` bytes of body.
+fn read_body(
+    request: &mut Request,
+    limit: usize,
+    deadline: Option<&Deadline>,
+) -> Result<Vec<u8>, Refusal> {
+    let declared = request.body_length();
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Refusal::BodyTooLarge { limit });
+    }
+    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    let read = request
+        .as_reader()
+        .take(limit as u64 + 1)
+        .read_to_end(&mut body);
+    let timed_out = read.as_ref().is_err_and(|e| {
+        matches!(
+            e.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        )
+    });
+    if timed_out || deadline.is_some_and(Deadline::expired) {
+        return Err(Refusal::BodyTimedOut);
+    }
+    read.map_err(Refusal::BodyUnreadable)?;
+    if body.len() > limit {
+        return Err(Refusal::BodyTooLarge { limit });
+    }
+    if declared.is_some_and(|n| body.len() < n) {
+        let short = io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "it ended before its Content-Length",
+        );
+        return Err(Refusal::BodyUnreadable(short));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+}

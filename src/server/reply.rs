@@ -1,0 +1,258 @@
+//! Every reply the server writes, in one place: the CORS header every
+//! response carries, the JSON body of every error, and the status each
+//! refusal gets.
+//!
+//! A route that cannot serve a request returns a [`Refusal`]; its status,
+//! its extra headers and its text are decided here, and nowhere else.
+
+use std::fmt;
+use std::io::{self, Cursor, Read};
+
+use log::debug;
+use serde::Serialize;
+use sse_hub_tiny_http::{Header, Method, Request, Response, StatusCode};
+
+use crate::error::Error;
+
+/// Seconds a client is asked to wait after a 503.
+pub(crate) const RETRY_AFTER_SECS: &str = "5";
+
+/// Why a request is refused: the faults only an HTTP request can have,
+/// and the hub's own errors as they reach a route.
+#[derive(Debug)]
+pub(crate) enum Refusal {
+    /// A body or query the hub's rules refuse (bad JSON, bad field, bad
+    /// channel name).
+    Invalid(Error),
+    /// A subscribe request came with a body.
+    UnexpectedBody,
+    /// A publish body is larger than `--max-body`.
+    BodyTooLarge { limit: usize },
+    /// A publish body did not arrive in time.
+    BodyTimedOut,
+    /// A publish body could not be read.
+    BodyUnreadable(io::Error),
+    /// A publish request lacks the right bearer token.
+    Unauthorized,
+    /// No route or web client file has this path.
+    NotFound(String),
+    /// The method is not one the route takes.
+    MethodNotAllowed { method: Method, allow: &'static str },
+    /// The hub is full or stopped.
+    Unavailable(Error),
+}
+
+impl Refusal {
+    pub(crate) fn status(&self) -> u16 {
+        match self {
+            Refusal::Invalid(_) | Refusal::UnexpectedBody | Refusal::BodyUnreadable(_) => 400,
+            Refusal::Unauthorized => 401,
+            Refusal::NotFound(_) => 404,
+            Refusal::MethodNotAllowed { .. } => 405,
+            Refusal::BodyTimedOut => 408,
+            Refusal::BodyTooLarge { .. } => 413,
+            Refusal::Unavailable(_) => 503,
+        }
+    }
+
+    /// Headers the status needs beside the body.
+    fn headers(&self) -> Vec<(&'static str, &'static str)> {
+        match self {
+            Refusal::Unauthorized => vec![("WWW-Authenticate", "Bearer")],
+            Refusal::MethodNotAllowed { allow, .. } => vec![("Allow", allow)],
+            Refusal::Unavailable(_) => vec![("Retry-After", RETRY_AFTER_SECS)],
+            _ => Vec::new(),
+        }
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(error: Error) -> Refusal {
+        match error {
+            Error::HubFull | Error::HubStopped | Error::ThreadDied(_) => {
+                Refusal::Unavailable(error)
+            }
+            other => Refusal::Invalid(other),
+        }
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Invalid(e) | Refusal::Unavailable(e) => e.fmt(f),
+            Refusal::UnexpectedBody => f.write_str("a subscribe request takes no body"),
+            Refusal::BodyTooLarge { limit } => {
+                write!(f, "body is larger than the limit of {limit} bytes")
+            }
+            Refusal::BodyTimedOut => f.write_str("body did not arrive in time"),
+            Refusal::BodyUnreadable(e) => write!(f, "body could not be read: {e}"),
+            Refusal::Unauthorized => f.write_str(
+                "missing or wrong bearer token: send the header Authorization: Bearer <token>",
+            ),
+            Refusal::NotFound(path) => write!(f, "no such page: {path}"),
+            Refusal::MethodNotAllowed { method, allow } => {
+                write!(f, "method {method} is not allowed here; use {allow}")
+            }
+        }
+    }
+}
+
+/// What every reply carries: the `Access-Control-Allow-Origin` header.
+pub(crate) struct Replies {
+    cors: Header,
+    origin: String,
+}
+
+impl Replies {
+    /// Replies for a server whose `--cors-origin` is `origin` (checked by
+    /// the configuration).
+    pub(crate) fn new(origin: &str) -> Result<Replies, Error> {
+        let cors =
+            header("Access-Control-Allow-Origin", origin).ok_or_else(|| Error::InvalidConfig {
+                field: "cors_origin",
+                why: "is not a valid header value".to_owned(),
+            })?;
+        Ok(Replies {
+            cors,
+            origin: origin.to_owned(),
+        })
+    }
+
+    /// The origin the CORS header names.
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// The CORS header, for replies built elsewhere (tiny_http's own).
+    pub(crate) fn cors_header(&self) -> Header {
+        self.cors.clone()
+    }
+
+    /// Sends a complete response with the CORS header.
+    pub(crate) fn send(
+        &self,
+        request: Request,
+        status: u16,
+        content_type: &str,
+        body: Vec<u8>,
+        extra: &[(&str, &str)],
+    ) {
+        let length = body.len();
+        let mut response = Response::new(
+            StatusCode(status),
+            Vec::new(),
+            Cursor::new(body),
+            Some(length),
+            None,
+        );
+        add_headers(&mut response, &[("Content-Type", content_type)]);
+        add_headers(&mut response, extra);
+        self.respond(request, response);
+    }
+
+    /// Sends `{"error": "..."}` with the refusal's status and headers.
+    pub(crate) fn refuse(&self, request: Request, refusal: &Refusal) {
+        let body = error_json(&refusal.to_string());
+        self.send(
+            request,
+            refusal.status(),
+            "application/json",
+            body.into_bytes(),
+            &refusal.headers(),
+        );
+    }
+
+    /// Sends `response` with the CORS header. A client that has gone away
+    /// by now is no one's problem.
+    pub(crate) fn respond<R: Read>(&self, request: Request, mut response: Response<R>) {
+        response.add_header(self.cors.clone());
+        if let Err(e) = request.respond(response) {
+            debug!("response not delivered: {e}");
+        }
+    }
+
+    /// A GET (or HEAD) route with a fixed body.
+    pub(crate) fn small_get(&self, request: Request, content_type: &str, body: Vec<u8>) {
+        match request.method() {
+            Method::Get | Method::Head => self.send(request, 200, content_type, body, &[]),
+            _ => {
+                let method = request.method().clone();
+                self.refuse(
+                    request,
+                    &Refusal::MethodNotAllowed {
+                        method,
+                        allow: "GET, HEAD, OPTIONS",
+                    },
+                );
+            }
+        }
+    }
+
+    /// CORS preflight: any route, `204` with what browsers need to know.
+    pub(crate) fn preflight(&self, request: Request) {
+        let mut response = Response::empty(204);
+        add_headers(
+            &mut response,
+            &[
+                ("Access-Control-Allow-Methods", "GET, POST, OPTIONS"),
+                (
+                    "Access-Control-Allow-Headers",
+                    "Content-Type, Authorization, Last-Event-ID",
+                ),
+                ("Access-Control-Max-Age", "86400"),
+            ],
+        );
+        self.respond(request, response);
+    }
+
+    /// A complete `503` with `Retry-After`, written by hand for a
+    /// connection that closes after it.
+    pub(crate) fn unavailable_bytes(&self, http_1_1: bool, error: &Error) -> Vec<u8> {
+        let version = if http_1_1 { "HTTP/1.1" } else { "HTTP/1.0" };
+        let body = error_json(&error.to_string());
+        format!(
+            "{version} 503 Service Unavailable\r\n\
+             Content-Type: application/json\r\n\
+             Content-Length: {length}\r\n\
+             Retry-After: {RETRY_AFTER_SECS}\r\n\
+             Access-Control-Allow-Origin: {origin}\r\n\
+             Connection: close\r\n\r\n{body}",
+            length = body.len(),
+            origin = self.origin,
+        )
+        .into_bytes()
+    }
+}
+
+/// Compact JSON text of a value that always serializes (plain structs of
+/// strings and numbers).
+pub(crate) fn to_json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+/// The body of every error reply.
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    error: &'a str,
+}
+
+/// `{"error": "<what>"}`.
+pub(crate) fn error_json(what: &str) -> String {
+    to_json(&ErrorBody { error: what })
+}
+
+/// A header from a name and value known to be valid ASCII.
+pub(crate) fn header(name: &str, value: &str) -> Option<Header> {
+    Header::from_bytes(name.as_bytes(), value.as_bytes()).ok()
+}
+
+/// Adds headers given as names and values known to be valid ASCII.
+pub(crate) fn add_headers<R: Read>(response: &mut Response<R>, headers: &[(&str, &str)]) {
+    for header in headers
+        .iter()
+        .filter_map(|(name, value)| header(name, value))
+    {
+        response.add_header(header);
+    }
+}
