@@ -134,8 +134,7 @@ fn publisher(
     let mut messages = vec![String::with_capacity(plan.size + 32); batch as usize];
     let mut seq = index;
     while seq < plan.messages && !stop.load(Ordering::Relaxed) {
-        // This request's messages: seq, seq + step, ... below the plan's end.
-        let count = batch.min((plan.messages - seq).div_ceil(step));
+        let count = batch_len(plan.messages, seq, step, batch);
         if plan.rate > 0.0 {
             let due = start_ns + (seq as f64 * 1e9 / plan.rate) as u64;
             let now = origin.elapsed().as_nanos() as u64;
@@ -197,6 +196,12 @@ fn publisher(
         seq += step * count;
     }
     report
+}
+
+/// How many messages the request starting at `seq` carries: `seq`,
+/// `seq + step`, ... up to `batch` of them, all below `messages`.
+fn batch_len(messages: u64, seq: u64, step: u64, batch: u64) -> u64 {
+    batch.min((messages - seq).div_ceil(step))
 }
 
 fn note_error(report: &mut Report, what: String) {
@@ -366,6 +371,17 @@ mod tests {
         assert!(message.starts_with("12 3456 x"));
         stamp(&mut message, 1, 2, 0);
         assert_eq!(message, "1 2 ");
+    }
+
+    #[test]
+    fn batches_stop_at_the_plan_end() {
+        // 10 messages, 2 publishers, batches of 4: publisher 1 sends
+        // 1 3 5 7, then 9 alone.
+        assert_eq!(batch_len(10, 1, 2, 4), 4);
+        assert_eq!(batch_len(10, 9, 2, 4), 1);
+        assert_eq!(batch_len(10, 8, 2, 4), 1);
+        assert_eq!(batch_len(u64::MAX, 0, 4, 100), 100);
+        assert_eq!(batch_len(7, 0, 1, 1), 1);
     }
 
     #[test]
