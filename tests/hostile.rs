@@ -765,7 +765,7 @@ fn a_subscriber_that_stops_reading_is_dropped_and_no_one_waits_for_it() {
         loop {
             let event = fast.next_event();
             if event.data == "end" {
-                return ids;
+                return (ids, fast);
             }
             ids.push(event.id().to_owned());
         }
@@ -791,7 +791,7 @@ fn a_subscriber_that_stops_reading_is_dropped_and_no_one_waits_for_it() {
         published.push(hub.publish_text("after the drop"));
     }
     hub.publish_text("end");
-    let fast_ids = reader.join().expect("the fast subscriber");
+    let (fast_ids, _still_open) = reader.join().expect("the fast subscriber");
     assert_eq!(
         fast_ids, published,
         "the reading subscriber missed messages"

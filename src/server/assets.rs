@@ -13,7 +13,7 @@ use log::warn;
 use percent_encoding::percent_decode_str;
 use sse_hub_tiny_http::{Method, Request, Response};
 
-use super::accept::Context;
+use super::Context;
 use super::reply::{Refusal, add_headers};
 use super::route::{method_not_allowed, path_of};
 

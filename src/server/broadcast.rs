@@ -8,28 +8,40 @@
 //! or nothing for a batch). Any failure answers `{"error": ...}` and
 //! publishes nothing.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sse_hub_tiny_http::{Method, Request};
 
 use crate::core::publish::PublishBody;
 
-use super::accept::Context;
-use super::reaper::Deadline;
+use super::Context;
 use super::reply::Refusal;
 use super::route::{header_value, method_not_allowed};
 
-/// Answers one publish request. `deadline`, if the body may take time to
-/// arrive, is the guard the router armed for it.
-pub(super) fn publish(ctx: &Arc<Context>, mut request: Request, deadline: Option<&Deadline>) {
+/// Room read into at a time; a body is at most `--max-body` anyway.
+const READ_STEP: usize = 16 * 1024;
+
+/// Answers one publish request.
+pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
     if *request.method() != Method::Post {
+        request.stop_reading();
         return method_not_allowed(ctx, request, "POST, OPTIONS");
     }
     if !authorized(ctx.config.publish_token.as_deref(), &request) {
+        request.stop_reading();
         return ctx.replies.refuse(request, &Refusal::Unauthorized);
     }
-    let outcome = read_body(&mut request, ctx.config.max_body, deadline)
+    let body = read_body(&mut request, ctx.config.max_body, ctx.config.body_timeout);
+    // The next request on this connection may idle as long as any.
+    let _ = request.set_read_timeout(Some(ctx.config.idle_timeout));
+    if body.is_err() {
+        // Where the body ends is not known, or not worth waiting for: the
+        // connection closes after the reply.
+        request.stop_reading();
+    }
+    let outcome = body
         .and_then(|body| PublishBody::parse(&body).map_err(Refusal::from))
         .and_then(|body| {
             let reply = match &body {
@@ -75,33 +87,38 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(difference) == 0
 }
 
-/// Reads at most `limit` bytes of body.
-fn read_body(
-    request: &mut Request,
-    limit: usize,
-    deadline: Option<&Deadline>,
-) -> Result<Vec<u8>, Refusal> {
+/// Reads at most `limit` bytes of body, all of it within `timeout`: each
+/// read from the socket may wait only for what is left of it.
+fn read_body(request: &mut Request, limit: usize, timeout: Duration) -> Result<Vec<u8>, Refusal> {
     let declared = request.body_length();
     if declared.is_some_and(|n| n > limit) {
         return Err(Refusal::BodyTooLarge { limit });
     }
+    let deadline = Instant::now() + timeout;
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
-    let read = request
-        .as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body);
-    let timed_out = read.as_ref().is_err_and(|e| {
-        matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        )
-    });
-    if timed_out || deadline.is_some_and(Deadline::expired) {
-        return Err(Refusal::BodyTimedOut);
-    }
-    read.map_err(Refusal::BodyUnreadable)?;
-    if body.len() > limit {
-        return Err(Refusal::BodyTooLarge { limit });
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Refusal::BodyTimedOut);
+        }
+        request
+            .set_read_timeout(Some(left))
+            .map_err(Refusal::BodyUnreadable)?;
+        let filled = body.len();
+        body.resize(filled + READ_STEP.min(limit + 1 - filled), 0);
+        let reading = Instant::now();
+        let read = request.as_reader().read(&mut body[filled..]);
+        body.truncate(filled + *read.as_ref().unwrap_or(&0));
+        match read {
+            Ok(0) => break,
+            Ok(_) if body.len() > limit => return Err(Refusal::BodyTooLarge { limit }),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The chunked decoder reports a read that timed out as a broken
+            // chunk: any failure once the time was up is the deadline.
+            Err(_) if reading.elapsed() >= left => return Err(Refusal::BodyTimedOut),
+            Err(e) => return Err(Refusal::BodyUnreadable(e)),
+        }
     }
     if declared.is_some_and(|n| body.len() < n) {
         let short = io::Error::new(

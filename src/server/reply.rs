@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::io::{self, Cursor, Read};
+use std::sync::Arc;
 
 use log::debug;
 use serde::Serialize;
@@ -124,9 +125,15 @@ impl Replies {
         &self.origin
     }
 
-    /// The CORS header, for replies built elsewhere (tiny_http's own).
-    pub(crate) fn cors_header(&self) -> Header {
-        self.cors.clone()
+    /// How tiny_http builds its own replies, to requests it cannot read:
+    /// the same JSON error and headers as every other.
+    pub(crate) fn error_reply(&self) -> sse_hub_tiny_http::ErrorReply {
+        let headers: Vec<Header> = [("Content-Type", "application/json")]
+            .iter()
+            .filter_map(|(name, value)| header(name, value))
+            .chain([self.cors.clone()])
+            .collect();
+        Arc::new(move |_status, what| (headers.clone(), error_json(what).into_bytes()))
     }
 
     /// Sends a complete response with the CORS header.
