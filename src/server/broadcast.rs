@@ -41,18 +41,10 @@ pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
         // connection closes after the reply.
         request.stop_reading();
     }
-    let outcome = body
-        .and_then(|body| PublishBody::parse(&body).map_err(Refusal::from))
-        .and_then(|body| {
-            let reply = match &body {
-                PublishBody::One(message) => ctx
-                    .hub
-                    .publish(&message.event, message.channel.as_ref())?
-                    .to_json(),
-                PublishBody::Batch(batch) => ctx.hub.publish_batch(batch)?.to_json(),
-            };
-            Ok(reply)
-        });
+    let outcome = body.and_then(|body| {
+        let body = PublishBody::parse(&body)?;
+        Ok(body.publish(&ctx.hub)?)
+    });
     match outcome {
         Ok(reply) => ctx
             .replies

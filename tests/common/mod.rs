@@ -52,17 +52,28 @@ impl Hub {
     }
 
     fn spawn(listen: &str, args: &[&str], env: &[(&str, &str)], logs: Logs) -> Hub {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
-            .arg("--listen")
-            .arg(listen)
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-hub"));
+        command.arg("--listen").arg(listen).args(args);
+        Hub::from_command(command, env, logs)
+    }
+
+    /// Starts one of the crate's examples (built by `cargo test`), which
+    /// says where it listens the way the binary does.
+    pub fn start_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> Hub {
+        let mut command = Command::new(example_path(name));
+        command.args(args);
+        Hub::from_command(command, env, Logs::Read)
+    }
+
+    fn from_command(mut command: Command, env: &[(&str, &str)], logs: Logs) -> Hub {
+        let mut child = command
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start sse-hub");
+            .expect("start the program");
         let log = Arc::new(Mutex::new(String::new()));
         let (found, addr) = crossbeam_channel::bounded(1);
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -257,6 +268,12 @@ impl Drop for Hub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Where `cargo test` put the example `name`, beside the binary.
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_sse-hub"));
+    binary.with_file_name("examples").join(name)
 }
 
 fn wait_with_guard(child: &mut Child) -> ExitStatus {
