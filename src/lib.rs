@@ -134,3 +134,9 @@ pub use crate::core::{Hub, Message, Published, PublishedBatch, Subscription};
 pub use crate::error::Error;
 pub use crate::server::capacity;
 pub use crate::server::{Server, Stopper};
+
+/// The README's Rust snippets, compiled and run as doctests, so that what a
+/// reader pastes works as written.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;
