@@ -20,7 +20,11 @@ fn std_only_serves_a_stream_and_a_publish() {
     assert_eq!((event.data.as_str(), event.id()), ("hello", id.as_str()));
     let misspelt = hub.post("{\"mesage\": 1}");
     assert_eq!(misspelt.status, 400);
-    assert!(misspelt.error().contains("unknown field"), "{}", misspelt.text());
+    assert!(
+        misspelt.error().contains("unknown field"),
+        "{}",
+        misspelt.text()
+    );
 }
 
 #[test]
