@@ -22,10 +22,11 @@
 //! 512-byte window). zlib itself takes both sizes as parameters: with a
 //! 2 KiB window and `memLevel` 2 a compressor costs about 16 KiB
 //! (`(1 << (windowBits + 2)) + (1 << (memLevel + 9))` bytes, 10 KiB, plus
-//! zlib's 6 KiB of state), measured in the README. Messages of a few
-//! hundred bytes to a few KiB still find the repeats they share with the
-//! last ones (field names, IDs, the `data:` prefixes), which is most of
-//! what gzip can win on them.
+//! zlib's 6 KiB of state); 16 to 19 KiB more RSS per stream was measured
+//! (BENCHMARKS.md, "Compression"). Messages of a few hundred bytes to a
+//! few KiB still find the repeats they share with the last ones (field
+//! names, IDs, the `data:` prefixes), which is most of what gzip can win
+//! on them.
 
 use std::ffi::c_int;
 use std::io;
@@ -34,9 +35,9 @@ use std::ptr;
 use libz_sys as zlib;
 
 /// zlib's compression level: 1, the fastest. Every subscriber compresses
-/// every message it gets, so a broadcast costs this once per recipient;
-/// the higher levels won only a few percent of size for a third more CPU
-/// on JSON messages of 1 KiB.
+/// every message it gets, so a broadcast pays this once per recipient;
+/// level 6 made JSON messages of 1 KiB a fifth smaller again (216 bytes
+/// instead of 263) for 60% more CPU (BENCHMARKS.md).
 const LEVEL: c_int = 1;
 
 /// log2 of the window: 2 KiB of recent input to find repeats in.
