@@ -117,6 +117,12 @@ pub struct Config {
     /// (an idle keep-alive connection, or a request head that stopped
     /// halfway) before it is closed. Event streams are not affected.
     pub idle_timeout: Duration,
+    /// Gzip event streams for clients that ask for it (`Accept-Encoding:
+    /// gzip`) over HTTP/1.1; see [`StreamRequest::offer_gzip`]. Each
+    /// compressed stream keeps about 16 KiB more while it is open.
+    ///
+    /// [`StreamRequest::offer_gzip`]: crate::StreamRequest::offer_gzip
+    pub compress: bool,
 }
 
 impl Default for Config {
@@ -131,6 +137,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            compress: false,
         }
     }
 }

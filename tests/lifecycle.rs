@@ -93,6 +93,7 @@ fn options_also_come_from_the_environment() {
         "--publish-token",
         "--cors-origin",
         "--static",
+        "--compress",
     ] {
         assert!(help.contains(option), "--help lacks {option}");
         let variable = format!("SSE_HUB_{}", option[2..].replace('-', "_").to_uppercase());

@@ -48,6 +48,11 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
             .peer(request.remote_addr().copied()),
         Err(e) => return ctx.replies.refuse(request, &Refusal::from(e)),
     };
+    let wanted = if ctx.config.compress {
+        wanted.offer_gzip(header_value(&request, "Accept-Encoding"))
+    } else {
+        wanted
+    };
     if ctx.hub.counters().clients.load(Ordering::Relaxed) >= ctx.config.hub.max_clients {
         return refuse(ctx, request, &Error::HubFull);
     }

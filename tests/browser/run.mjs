@@ -189,12 +189,14 @@ function holdStream(hub) {
 /**
  * A fresh browser context and page on `route` of a new hub started with
  * `args`. Everything is torn down after the test, with a screenshot first.
+ * `beforeGoto(page)` runs before the page loads, to watch its requests.
  */
-async function scene(t, { args = [], route = "/", contextOptions = {} } = {}) {
+async function scene(t, { args = [], route = "/", contextOptions = {}, beforeGoto = () => {} } = {}) {
   const hub = await Hub.start(args);
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...contextOptions });
   const page = await context.newPage();
   const problems = watch(page);
+  beforeGoto(page);
   const hubs = [hub];
   t.after(async () => {
     await page.screenshot({ path: path.join(SHOTS, `${slug(t.name)}.png`) }).catch(() => {});
@@ -736,6 +738,36 @@ test("a tour of the console, for the README screenshot", { timeout: TEST_GUARD_M
     fs.mkdirSync(path.dirname(DOCS_SHOT), { recursive: true });
     fs.copyFileSync(path.join(SHOTS, "tour.png"), DOCS_SHOT);
   }
+  assertClean(problems);
+});
+
+test("with --compress the stream comes gzipped and each event shows before the next is sent", { timeout: TEST_GUARD_MS }, async (t) => {
+  // Chromium asks for gzip by itself; record what it asked and got.
+  const streams = [];
+  const { hub, page, problems } = await scene(t, {
+    args: ["--compress"],
+    beforeGoto: (p) =>
+      p.on("response", (response) => {
+        if (new URL(response.url()).pathname === "/events") {
+          streams.push(Promise.all([response.request().allHeaders(), response.allHeaders()]));
+        }
+      }),
+  });
+  await waitState(page, "open");
+  await connection(page);
+  const [[asked, got]] = await Promise.all(streams);
+  assert.match(asked["accept-encoding"] ?? "", /\bgzip\b/, "Chromium did not ask for gzip");
+  assert.equal(got["content-encoding"], "gzip");
+  assert.equal(got.vary, "Accept-Encoding");
+
+  // Nothing is published until the previous message shows: a message held
+  // back in the compressor would never show, and the wait would fail.
+  for (let i = 0; i < 5; i += 1) {
+    const message = `compressed ${i}: ${"the same words again and again, ".repeat(30)}`;
+    const id = await hub.send({ message });
+    assert.equal((await entry(page, message)).id, id);
+  }
+  assert.equal(await text(page, "#received"), "5");
   assertClean(problems);
 });
 

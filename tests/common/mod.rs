@@ -1,6 +1,8 @@
 //! The one shared test helper: start the real `sse-hub` binary on port 0,
 //! talk HTTP to it over TCP, and read event streams with a small client that
-//! parses them the way the WHATWG standard says a browser does.
+//! parses them the way the WHATWG standard says a browser does (and, for a
+//! `Content-Encoding: gzip` stream, decodes it as it arrives, with a gzip
+//! decoder that is not the server's zlib).
 //!
 //! Timeouts here only guard against hangs: a helper that waits too long
 //! panics with what it was waiting for.
@@ -14,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use flate2::write::GzDecoder;
 use serde_json::Value;
 
 /// How long any single wait may take before the test fails as hung.
@@ -499,6 +502,11 @@ pub struct Subscriber {
     ended_cleanly: bool,
     /// The body of a non-200 reply.
     pub error_body: String,
+    /// Body bytes as they came on the wire (compressed, if gzip), without
+    /// the chunk framing.
+    pub wire_bytes: usize,
+    /// With `Content-Encoding: gzip`: the decoder the body goes through.
+    gzip: Option<GzDecoder<Vec<u8>>>,
     // Parser state, named as in the standard.
     data: String,
     event_type: String,
@@ -554,12 +562,17 @@ impl Subscriber {
             ended: false,
             ended_cleanly: false,
             error_body: String::new(),
+            wire_bytes: 0,
+            gzip: None,
             data: String::new(),
             event_type: String::new(),
             last_event_id: String::new(),
             this_id: None,
             retry: None,
         };
+        if status == 200 && subscriber.header("Content-Encoding") == Some("gzip") {
+            subscriber.gzip = Some(GzDecoder::new(Vec::new()));
+        }
         if status != 200 {
             let length = subscriber
                 .header("Content-Length")
@@ -623,6 +636,13 @@ impl Subscriber {
     /// close or reset in the middle of a chunked body).
     pub fn ended_cleanly(&self) -> bool {
         self.ended_cleanly
+    }
+
+    /// True if the body is gzip and everything received so far is a whole
+    /// gzip member: its last block and a trailer whose CRC-32 and length
+    /// match what was decoded. For after the stream ended.
+    pub fn gzip_member_complete(&mut self) -> bool {
+        self.gzip.as_mut().is_some_and(|d| d.try_finish().is_ok())
     }
 
     /// Closes the connection at once.
@@ -733,7 +753,7 @@ impl Subscriber {
                 self.ended_cleanly = true;
                 return false;
             }
-            self.pending.extend_from_slice(&buf[..n]);
+            self.receive(&buf[..n]);
             return true;
         }
         if self.chunk_left == 0 {
@@ -759,7 +779,7 @@ impl Subscriber {
             self.ended = true;
             return false;
         }
-        self.pending.extend_from_slice(&buf[..n]);
+        self.receive(&buf[..n]);
         self.chunk_left -= n;
         if self.chunk_left == 0 {
             let mut crlf = [0u8; 2];
@@ -769,6 +789,21 @@ impl Subscriber {
             assert_eq!(&crlf, b"\r\n", "chunk ends with CRLF");
         }
         true
+    }
+
+    /// Takes body bytes into `pending`, decoding them first if gzip: all
+    /// that the bytes so far can give, as a browser would show it.
+    fn receive(&mut self, bytes: &[u8]) {
+        self.wire_bytes += bytes.len();
+        let Some(decoder) = &mut self.gzip else {
+            self.pending.extend_from_slice(bytes);
+            return;
+        };
+        decoder
+            .write_all(bytes)
+            .and_then(|()| decoder.flush())
+            .unwrap_or_else(|e| panic!("the gzip body does not decode: {e}"));
+        self.pending.append(decoder.get_mut());
     }
 
     fn read_some(&mut self, buf: &mut [u8]) -> usize {
