@@ -17,6 +17,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use crossbeam_channel::{Receiver, Sender};
 use env_logger::{Target, WriteStyle};
 use log::{error, warn};
+use sse_hub::access::Pattern;
 use sse_hub::{Config, Error, HubConfig, Server};
 
 /// The defaults, from the one place that defines them.
@@ -124,6 +125,28 @@ struct Args {
     #[arg(long, env = "SSE_HUB_COMPRESS", default_value_t = defaults().compress,
           value_parser = BoolishValueParser::new())]
     compress: bool,
+
+    /// Accept JSON Web Tokens signed with SECRET (HS256, at least 32 bytes;
+    /// prefer the environment variable: a flag shows up in `ps`)
+    #[arg(
+        long,
+        env = "SSE_HUB_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    jwt_secret: Option<String>,
+
+    /// Accept RS256, ES256 or EdDSA tokens verified with the PEM public key
+    /// in FILE (the algorithm follows the key)
+    #[arg(long, env = "SSE_HUB_JWT_PUBLIC_KEY", value_name = "FILE")]
+    jwt_public_key: Option<PathBuf>,
+
+    /// Channels matching PATTERN need a token to join; repeatable, and
+    /// SSE_HUB_PRIVATE takes a comma-separated list. `*` at the end matches
+    /// any rest: user:*
+    #[arg(long, env = "SSE_HUB_PRIVATE", value_name = "PATTERN",
+          value_delimiter = ',', value_parser = pattern)]
+    private: Vec<Pattern>,
 }
 
 impl Args {
@@ -139,6 +162,9 @@ impl Args {
             },
             max_body: self.max_body,
             publish_token: self.publish_token,
+            jwt_secret: self.jwt_secret,
+            jwt_public_key: self.jwt_public_key,
+            private: self.private,
             cors_origin: self.cors_origin,
             static_dir: self.static_dir,
             write_timeout: Duration::from_secs(self.write_timeout),
@@ -169,6 +195,11 @@ fn whole_number(text: &str) -> Result<u64, String> {
 fn count(text: &str) -> Result<usize, String> {
     text.parse()
         .map_err(|_| "must be a whole number, 0 or more".to_owned())
+}
+
+/// A channel pattern: a name, or a name's beginning and `*`.
+fn pattern(text: &str) -> Result<Pattern, String> {
+    Pattern::new(text).map_err(|e| e.to_string())
 }
 
 /// Exits with clap's message; a bad value that came from an `SSE_HUB_*`

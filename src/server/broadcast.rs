@@ -2,11 +2,12 @@
 //! through the hub, reply with the new IDs.
 //!
 //! Checks run cheapest first and before anything is published: method,
-//! bearer token (before the body is read, so an unauthenticated client
-//! cannot make the server read a large body), declared size, body size as
-//! read, then the body itself (`core/publish.rs`: UTF-8, JSON, fields, all
-//! or nothing for a batch). Any failure answers `{"error": ...}` and
-//! publishes nothing.
+//! bearer token (`access.rs`; before the body is read, so an
+//! unauthenticated client cannot make the server read a large body),
+//! declared size, body size as read, the body itself (`core/publish.rs`:
+//! UTF-8, JSON, fields, all or nothing for a batch), then whether the
+//! token covers every message's channel. Any failure answers
+//! `{"error": ...}` and publishes nothing.
 
 use std::io;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use crate::core::publish::PublishBody;
 
 use super::Context;
 use super::reply::Refusal;
-use super::route::{header_value, method_not_allowed};
+use super::route::method_not_allowed;
 
 /// Room read into at a time; a body is at most `--max-body` anyway.
 const READ_STEP: usize = 16 * 1024;
@@ -29,10 +30,13 @@ pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
         request.stop_reading();
         return method_not_allowed(ctx, request, "POST, OPTIONS");
     }
-    if !authorized(ctx.config.publish_token.as_deref(), &request) {
-        request.stop_reading();
-        return ctx.replies.refuse(request, &Refusal::Unauthorized);
-    }
+    let publisher = match ctx.access.check_publisher(&request) {
+        Ok(publisher) => publisher,
+        Err(refusal) => {
+            request.stop_reading();
+            return ctx.replies.refuse(request, &refusal);
+        }
+    };
     let body = read_body(&mut request, ctx.config.max_body, ctx.config.body_timeout);
     // The next request on this connection may idle as long as any.
     let _ = request.set_read_timeout(Some(ctx.config.idle_timeout));
@@ -43,6 +47,7 @@ pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
     }
     let outcome = body.and_then(|body| {
         let body = PublishBody::parse(&body)?;
+        publisher.check(body.messages())?;
         Ok(body.publish(&ctx.hub)?)
     });
     match outcome {
@@ -51,32 +56,6 @@ pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
             .send(request, 200, "application/json", reply.into_bytes(), &[]),
         Err(refusal) => ctx.replies.refuse(request, &refusal),
     }
-}
-
-/// True if no token is configured, or the request carries
-/// `Authorization: Bearer <token>` with the right one.
-fn authorized(token: Option<&str>, request: &Request) -> bool {
-    let Some(token) = token else {
-        return true;
-    };
-    let given = header_value(request, "Authorization").and_then(|v| v.split_once(' '));
-    match given {
-        Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("Bearer") => {
-            constant_time_eq(credentials.trim().as_bytes(), token.as_bytes())
-        }
-        _ => false,
-    }
-}
-
-/// Compares every byte whatever the first difference, so the time taken does
-/// not tell an attacker how much of a guess was right. (The length is not
-/// secret.)
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
 }
 
 /// Reads at most `limit` bytes of body, all of it within `timeout`: each
@@ -120,17 +99,4 @@ fn read_body(request: &mut Request, limit: usize, timeout: Duration) -> Result<V
         return Err(Refusal::BodyUnreadable(short));
     }
     Ok(body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
-    }
 }

@@ -2,7 +2,8 @@
 //! on this same thread, the one that serves its connection.
 //!
 //! Read the query (`channel=`, `lastEventId=`) and the `Last-Event-ID`
-//! header (400 if they are bad), register the subscriber with the hub (503
+//! header (400 if they are bad), check the token a private channel needs
+//! (`access.rs`: 401 or 403), register the subscriber with the hub (503
 //! if the hub is full), then write the whole stream (`core/writer.rs`)
 //! until it ends, while the hang-up watcher (`hangup.rs`) watches the
 //! socket. When the stream ends the thread goes back to the connection: a
@@ -53,6 +54,9 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
     } else {
         wanted
     };
+    if let Err(refusal) = ctx.access.check_subscriber(&request, wanted.channels()) {
+        return ctx.replies.refuse(request, &refusal);
+    }
     if ctx.hub.counters().clients.load(Ordering::Relaxed) >= ctx.config.hub.max_clients {
         return refuse(ctx, request, &Error::HubFull);
     }

@@ -4,11 +4,13 @@
 //! ```text
 //!  socket ─> tiny_http: accept thread, then one thread per connection,
 //!            which reads each request and hands it to route.rs
-//!              ├─ GET /events ───> events.rs: register with the hub, then
+//!              ├─ GET /events ───> events.rs: access.rs checks the token a
+//!              │                   private channel needs; register with the hub, then
 //!              │                   this same thread writes the stream
 //!              │                   (core/writer.rs); hangup.rs watches
 //!              │                   the socket meanwhile
-//!              ├─ POST /broadcast ─> broadcast.rs: check, read, publish
+//!              ├─ POST /broadcast ─> broadcast.rs: check (the token: access.rs),
+//!              │                     read, publish
 //!              └─ the rest ──────> assets.rs, /healthz, /stats, /metrics
 //!  every reply: reply.rs
 //! ```
@@ -36,6 +38,7 @@
 //! system's limits can hold. Nothing else outside its own sockets and
 //! threads.
 
+pub mod access;
 mod assets;
 mod broadcast;
 pub mod capacity;
@@ -57,6 +60,7 @@ use crate::config::Config;
 use crate::core::Hub;
 use crate::error::Error;
 
+use access::Access;
 use assets::Assets;
 use hangup::HangUps;
 use reply::Replies;
@@ -73,6 +77,7 @@ const CONNECTION_STACK: usize = 256 * 1024;
 /// Everything a request's handler needs, shared by all of them.
 pub(crate) struct Context {
     pub(crate) config: Config,
+    pub(crate) access: Access,
     pub(crate) hub: Hub,
     pub(crate) replies: Arc<Replies>,
     pub(crate) assets: Assets,
@@ -144,6 +149,7 @@ impl Server {
     /// [`Error::ThreadDied`] if the system refused a thread.
     pub fn bind(mut config: Config) -> Result<Server, Error> {
         config.validate()?;
+        let access = Access::new(&config)?;
         let capacity = capacity::plan(config.hub.max_clients);
         if let Some(limit) = &capacity.lowered_by {
             warn!(
@@ -188,6 +194,7 @@ impl Server {
         };
         let ctx = Arc::new(Context {
             assets: Assets::new(config.static_dir.clone()),
+            access,
             config,
             hub: hub.clone(),
             replies,

@@ -831,3 +831,26 @@ fn bytes_read(read: std::io::Result<usize>) -> usize {
         Err(_) => 0,
     }
 }
+
+/// Runs the binary with `args` and extra environment variables until it
+/// exits by itself (a refused option, `--help`, a subcommand), and returns
+/// what it printed; panics if it is still running after [`GUARD`].
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sse-hub");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for sse-hub").is_none() {
+        if start.elapsed() > GUARD {
+            let _ = child.kill();
+            panic!("sse-hub {args:?} did not exit by itself");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("read what sse-hub printed")
+}
