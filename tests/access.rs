@@ -2,7 +2,8 @@
 //! sockets: which tokens the hub takes (HS256 with `--jwt-secret`, ES256
 //! and EdDSA with `--jwt-public-key`, each key only with its own
 //! algorithm), which it refuses and what it says, the three ways a
-//! subscriber can send one, the publish scopes, and the log.
+//! subscriber can send one, the publish scopes, the log, and the `token`
+//! subcommand.
 
 mod common;
 
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{Hub, Reply, Subscriber, run_to_exit};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use p256::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 use serde_json::{Value, json};
 
@@ -543,6 +544,65 @@ fn a_token_never_appears_in_the_log() {
     assert!(log.contains("connected"), "the log says nothing: {log}");
     let signature = parts(&token)[2];
     assert!(!log.contains(signature), "a token is in the log:\n{log}");
+}
+
+#[test]
+fn the_token_subcommand_prints_a_token_the_hub_takes() {
+    let output = run_to_exit(
+        &[
+            "token",
+            "--subscribe",
+            "user:42",
+            "--publish",
+            "*",
+            "--ttl",
+            "1h",
+        ],
+        &[("SSE_HUB_JWT_SECRET", SECRET)],
+    );
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let token = String::from_utf8(output.stdout)
+        .expect("UTF-8")
+        .trim()
+        .to_owned();
+
+    let data = jsonwebtoken::decode::<Value>(
+        &token,
+        &DecodingKey::from_secret(SECRET.as_bytes()),
+        &Validation::new(Algorithm::HS256),
+    )
+    .expect("a valid HS256 token");
+    assert_eq!(
+        data.claims["sse-hub"],
+        json!({ "subscribe": ["user:42"], "publish": ["*"] })
+    );
+    let exp = data.claims["exp"].as_u64().expect("exp");
+    assert!((now() + 3590..=now() + 3610).contains(&exp), "exp {exp}");
+
+    let hub = private_hub();
+    let auth = bearer(&token);
+    let (mut stream, _) = granted(&hub, "/events?channel=user:42", &[("Authorization", &auth)]);
+    let reply = hub.request(
+        "POST",
+        "/broadcast",
+        &[("Authorization", &auth)],
+        br#"{"message": "minted"}"#,
+    );
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(stream.next_event().data, "minted");
+
+    let unset = run_to_exit(&["token", "--subscribe", "user:42"], &[]);
+    assert!(!unset.status.success());
+    assert!(
+        String::from_utf8_lossy(&unset.stderr).contains("SSE_HUB_JWT_SECRET is not set"),
+        "{}",
+        String::from_utf8_lossy(&unset.stderr)
+    );
+    assert!(unset.stdout.is_empty());
 }
 
 /// An environment variable and its value.
