@@ -14,7 +14,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -634,6 +634,52 @@ test("publish errors show the hub's own error text", { timeout: TEST_GUARD_MS },
   await entry(page, '{\n  "ok": true\n}');
   assert.equal(await page.locator("#publish-result.error").count(), 0);
   assert.equal((await hub.stats()).published, 1, "a rejected publish was published");
+  assertClean(problems);
+});
+
+test("a private channel needs a token: refused without one, joined with one", { timeout: TEST_GUARD_MS }, async (t) => {
+  const secret = "a browser-test secret, long enough for HS256";
+  // Tokens come from the binary's own `token` subcommand.
+  const mint = (...args) =>
+    execFileSync(BIN, ["token", ...args], { env: { ...process.env, SSE_HUB_JWT_SECRET: secret } })
+      .toString()
+      .trim();
+  const { hub, page, problems } = await scene(t, {
+    args: ["--jwt-secret", secret, "--private", "user:*"],
+    route: "/?channel=user:42",
+  });
+
+  // No token: 401, which no retry can fix, so the page stops and says why.
+  await waitState(page, "closed");
+  const detail = await text(page, "#state-detail");
+  assert.match(detail, /^refused \(401\): no token: channel user:42 is private/);
+  assert.equal((await entries(page, "connection")).length, 0);
+  assert.equal((await hub.stats()).clients, 0);
+
+  // With a token that covers the channel: joined, and the token is in
+  // neither the page's address nor the log.
+  const token = mint("--subscribe", "user:42", "--publish", "user:*");
+  await page.fill("#token", token);
+  await page.press("#token", "Enter");
+  await waitState(page, "open");
+  const hello = await connection(page);
+  assert.deepEqual(hello.channels, ["user:42"]);
+  assert.ok(!page.url().includes(token), "the token is in the address bar");
+  assert.ok(!hub.log.includes(token.split(".")[2]), "the token is in the hub's log");
+
+  // The same token publishes from the form (Authorization: Bearer).
+  const reply = await publishFromForm(page, { message: "for 42", channel: "user:42", token });
+  assert.match(reply, /^Published \S+ to 1 client$/);
+  assert.equal((await entry(page, "for 42")).channel, "user:42");
+  // ...but only where its publish list says.
+  const outside = await publishFromForm(page, { message: "x", channel: "news", token });
+  assert.match(outside, /^403 .*: the token does not allow publishing to channel news$/);
+
+  // A valid token for another channel: 403, said as such.
+  await page.fill("#token", mint("--subscribe", "user:43"));
+  await page.press("#token", "Enter");
+  await waitState(page, "closed");
+  assert.match(await text(page, "#state-detail"), /^refused \(403\): the token does not allow subscribing to channel user:42$/);
   assertClean(problems);
 });
 
