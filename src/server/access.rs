@@ -24,12 +24,21 @@
 //! a yes, or a `Refusal` (401 for no token or a bad one, 403 for a good
 //! one that does not cover a channel), whose status and words live in
 //! `reply.rs`. A token is never logged, nor echoed in a reply.
+//!
+//! Signatures are checked by the `jsonwebtoken` crate through its
+//! process-wide crypto provider. A hub with a JWT key configured, and
+//! [`mint_hs256`], install its pure-Rust provider unless the program
+//! installed one first: a program that also uses `jsonwebtoken` with its
+//! `aws_lc_rs` backend has both backends compiled in, and then no provider
+//! at all until one is installed. To use aws-lc there, install it before
+//! starting the server.
 
 use std::borrow::Cow;
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
+use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::errors::ErrorKind;
@@ -247,6 +256,7 @@ struct Claims {
 /// ```
 pub fn mint_hs256(secret: &[u8], grants: &Grants, ttl: Duration) -> Result<String, Error> {
     check_secret(secret)?;
+    install_crypto_provider();
     let now = unix_now();
     let claims = Minted {
         grants,
@@ -264,6 +274,18 @@ pub fn mint_hs256(secret: &[u8], grants: &Grants, ttl: Duration) -> Result<Strin
         field: "jwt_secret",
         why: format!("cannot sign with it: {e}"),
     })
+}
+
+/// Makes sure `jsonwebtoken` has a crypto provider. It picks one from its
+/// features, and with both of its backends compiled in (another crate of
+/// the program asking for `aws_lc_rs` beside this crate's `rust_crypto`)
+/// it has none and panics on first use. A provider the program installed
+/// first is kept: either backend takes every algorithm the hub uses.
+fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    });
 }
 
 /// Checks a secret for HS256.
@@ -357,6 +379,9 @@ impl Access {
     /// [`Error::InvalidConfig`] naming `jwt_public_key`: a key file that
     /// cannot be read or holds no public key the hub can use.
     pub(crate) fn new(config: &Config) -> Result<Access, Error> {
+        if config.jwt_secret.is_some() || config.jwt_public_key.is_some() {
+            install_crypto_provider();
+        }
         let secret = config.jwt_secret.as_ref().map(|secret| {
             Verifier::new(
                 Algorithm::HS256,
