@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
