@@ -4,11 +4,9 @@
 // - `window`: it calls `window.setTimeout`, `window.clearTimeout` and, with
 //   no `fetch` option, `window.fetch`; Node 20 has all three on globalThis.
 // - `document`: only for the Page Visibility API, which `openWhenHidden:
-//   true` turns off; `dispose()` still calls `document.removeEventListener`
-//   when the stream is aborted or fails for good, so a stub that does
-//   nothing.
-// - Its ES module build imports without file extensions, which Node's ESM
-//   loader refuses, so this imports the CommonJS build (`main`).
+//   true` turns off; it still calls `document.removeEventListener` when it
+//   stops for good (aborted, a clean end that `onclose` let through, an
+//   error `onerror` rethrew), so a stub that does nothing.
 //
 // It reconnects only through its documented loop: a clean end of stream is
 // final (the promise resolves) unless `onclose` throws, and an error retries
@@ -17,11 +15,9 @@
 //
 //   node fetch-event-source.mjs http://127.0.0.1:PORT/events
 
-import fetchEventSourcePackage from "@microsoft/fetch-event-source";
+import { fetchEventSource } from "@microsoft/fetch-event-source";
 
 import { endWithStdin, event, note, url } from "./report.mjs";
-
-const { fetchEventSource } = fetchEventSourcePackage;
 
 globalThis.window ??= globalThis;
 globalThis.document ??= { addEventListener() {}, removeEventListener() {} };
