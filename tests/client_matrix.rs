@@ -18,7 +18,8 @@
 //!   back within [`QUIET_WINDOW`], longer than any tested library's own
 //!   default (only a client that ignores `retry` can fail that, however slow
 //!   the machine);
-//! - gets `gap` after a restart of the hub behind the same proxy address;
+//! - gets `gap` after a restart of the hub behind the same proxy address,
+//!   and keeps its place through a cut right after it;
 //! - receives no event that was not published, heartbeats running (1 s)
 //!   through idle stretches.
 //!
@@ -195,21 +196,35 @@ fn run(library: &Library) {
     published.publish(&hub, "after-quiet", 1);
     client.wait_for_data(published.last());
 
-    // A restart: a new hub, no history, behind the same proxy address.
-    let last_before_restart = published.last().id.clone();
-    proxy.admit(Admission::Hold);
-    hub.terminate();
-    let long_retry = LONG_RETRY_MS.to_string();
-    hub = Hub::start(&["--retry", &long_retry, "--heartbeat", "1"]);
-    proxy.set_upstream(hub.addr);
-    proxy.cut();
-    proxy.admit(Admission::Forward);
+    // A restart: a new hub, no history, behind the same proxy address. The
+    // client resumes from the last ID it had and is told of the gap.
+    let before_restart = published.last().id.clone();
+    hub = restart(hub, &proxy, RETRY_MS);
     client.wait_for_connections(5);
+    client.wait_for("a `gap` event on the first stream to the new hub", |c| {
+        c.events[c.connection_index(5)..]
+            .iter()
+            .any(|e| e.kind == "gap")
+    });
+
+    // A cut right after the gap, messages published meanwhile: the gap's
+    // `id:` is all that keeps the client's place.
+    proxy.admit(Admission::Hold);
+    proxy.cut();
+    published.publish(&hub, "after-gap", 3);
+    proxy.admit(Admission::Forward);
+    client.wait_for_connections(6);
+    published.publish(&hub, "after-gap", 1);
+    client.wait_for_data(published.last());
+
+    // Another restart, to a hub that says `retry: 60000`.
+    let before_second_restart = published.last().id.clone();
+    hub = restart(hub, &proxy, LONG_RETRY_MS);
+    client.wait_for_connections(7);
     published.publish(&hub, "restart", 2);
     client.wait_for_data(published.last());
-    check_gap(&client, &mut verdict, &last_before_restart);
     if library.exposes_retry {
-        let retry = client.connection(5).retry;
+        let retry = client.connection(7).retry;
         verdict.check(
             retry == Some(LONG_RETRY_MS),
             format!(
@@ -217,6 +232,38 @@ fn run(library: &Library) {
                  {LONG_RETRY_MS} (SPEC, GET /events 1.); it had {retry:?}"
             ),
         );
+    }
+    // Before the first restart, history covered every cut: no gap. On the
+    // first stream to a restarted hub, a gap for the last ID the client
+    // had, with nothing retained. After the cut behind it, the client
+    // resumes from the same ID (the gap's), which is again older than that
+    // hub: the gap again, and then what the hub kept.
+    let oldest_after_gap = published
+        .of("after-gap")
+        .next()
+        .expect("after-gap")
+        .id
+        .clone();
+    let covered = "no `gap` while history covers the cut";
+    let restarted = "sees `gap` after a hub restart (SPEC, GET /events 2.: an ID from \
+                     before this hub process started gets the gap)";
+    let after_gap = "resumes from the gap's ID after a cut right after it (SPEC, GET \
+                     /events 2.: `gap` carries the resume-point `id:`)";
+    let expected_gaps = [
+        (1, None, covered),
+        (2, None, covered),
+        (3, None, covered),
+        (4, None, covered),
+        (5, Some((before_restart.as_str(), None)), restarted),
+        (
+            6,
+            Some((before_restart.as_str(), Some(oldest_after_gap.as_str()))),
+            after_gap,
+        ),
+        (7, Some((before_second_restart.as_str(), None)), restarted),
+    ];
+    for (stream, expected, why) in expected_gaps {
+        check_gap(&client, &mut verdict, stream, expected, why);
     }
     let events_before_long_retry = client.events.len();
 
@@ -248,8 +295,8 @@ fn run(library: &Library) {
         .filter(|e| e.kind == "connection")
         .count();
     verdict.check(
-        opened == 5,
-        format!("one `connection` event per stream: 5 streams, {opened} connection events"),
+        opened == 7,
+        format!("one `connection` event per stream: 7 streams, {opened} connection events"),
     );
     verdict.finish(library, &client, &proxy);
 }
@@ -265,6 +312,11 @@ fn check_exactly(client: &Client, published: &Published, verdict: &mut Verdict) 
             "after-quiet",
             "resumes exactly after a quiet reconnect and another cut \
              (SPEC, GET /events 1.: the resume-point `id:` on the connection event)",
+        ),
+        (
+            "after-gap",
+            "resumes exactly after a cut that came right after `gap` \
+             (SPEC, GET /events 2.: `gap` carries the resume-point `id:`)",
         ),
         ("restart", "live messages after the restart"),
     ];
@@ -316,37 +368,46 @@ fn check_exactly(client: &Client, published: &Published, verdict: &mut Verdict) 
     );
 }
 
-/// Checks the `gap` events: none before the restart, and on the first
-/// stream to the new hub exactly one, for the last ID the client had, with
-/// nothing retained.
-fn check_gap(client: &Client, verdict: &mut Verdict, last_before_restart: &str) {
-    let fifth = client.connection_index(5);
-    let early: Vec<String> = client.events[..fifth]
+/// Checks the `gap` events at the start of stream number `stream` (from
+/// 1: its events up to its first published message): none if `expected` is
+/// `None`, else exactly one, for the requested ID and the oldest retained
+/// one given; `why` names the check.
+fn check_gap(
+    client: &Client,
+    verdict: &mut Verdict,
+    stream: usize,
+    expected: Option<(&str, Option<&str>)>,
+    why: &str,
+) {
+    let from = client.connection_index(stream);
+    let found: Vec<Value> = client.events[from + 1..]
         .iter()
+        .take_while(|e| e.kind != "connection" && (e.kind != "message" || e.data.is_empty()))
         .filter(|e| e.kind == "gap")
-        .map(Received::describe)
-        .collect();
-    verdict.check(
-        early.is_empty(),
-        format!("no `gap` while history covers every cut: {early:?}"),
-    );
-    let gaps: Vec<&Received> = client.events[fifth..]
-        .iter()
-        .take_while(|e| e.kind != "message" || e.data.is_empty())
-        .filter(|e| e.kind == "gap")
-        .collect();
-    let expected = json!({"requested": last_before_restart, "oldest": null});
-    let found: Vec<Value> = gaps
-        .iter()
         .map(|e| serde_json::from_str(&e.data).unwrap_or(Value::Null))
         .collect();
+    let expected: Vec<Value> = expected
+        .map(|(requested, oldest)| json!({"requested": requested, "oldest": oldest}))
+        .into_iter()
+        .collect();
     verdict.check(
-        found == [expected.clone()],
-        format!(
-            "sees `gap` after a hub restart (SPEC, GET /events 2.): expected one gap \
-             {expected} on the first stream to the new hub, got {found:?}"
-        ),
+        found == expected,
+        format!("{why}: on stream {stream} expected {expected:?}, got {found:?}"),
     );
+}
+
+/// Stops `hub` and starts a new one with `retry_ms` behind `proxy`, with
+/// the network down meanwhile: the client's reconnects wait, and go to the
+/// new hub.
+fn restart(mut hub: Hub, proxy: &Proxy, retry_ms: u64) -> Hub {
+    proxy.admit(Admission::Hold);
+    hub.terminate();
+    let retry = retry_ms.to_string();
+    let hub = Hub::start(&["--retry", &retry, "--heartbeat", "1"]);
+    proxy.set_upstream(hub.addr);
+    proxy.cut();
+    proxy.admit(Admission::Forward);
+    hub
 }
 
 /// The `GET /events` requests that went through the proxy.
