@@ -55,9 +55,10 @@ use common::proxy::{Admission, Proxy};
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use serde_json::{Value, json};
 
-/// The `retry:` of the first hub: short, so reconnects are quick.
+/// The `retry:` of the first two hubs: short, so reconnects are quick.
 const RETRY_MS: u64 = 300;
-/// The `retry:` of the restarted hub: far longer than the test runs.
+/// The `retry:` of the last hub, after the second restart: far longer than
+/// the test runs.
 const LONG_RETRY_MS: u64 = 60_000;
 /// How long a client told to wait [`LONG_RETRY_MS`] must stay away: longer
 /// than the default reconnect delay of every client here (the `eventsource`
