@@ -9,6 +9,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -52,6 +54,31 @@ impl Hub {
     /// listens, never reads its stderr again (a stalled log collector).
     pub fn start_with_unread_logs(args: &[&str]) -> Hub {
         Hub::spawn("127.0.0.1:0", args, &[], Logs::Unread)
+    }
+
+    /// Starts the binary on a free port with extra `args`, allowed at most
+    /// `nofile` open descriptors (`RLIMIT_NOFILE`, soft and hard) from its
+    /// first instruction on.
+    pub fn start_with_fd_limit(args: &[&str], nofile: u64) -> Hub {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-hub"));
+        let limit = libc::rlimit {
+            rlim_cur: nofile,
+            rlim_max: nofile,
+        };
+        // SAFETY: setrlimit(2) is async-signal-safe, and the closure touches
+        // nothing else between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        command.arg("--listen").arg("127.0.0.1:0").args(args);
+        Hub::from_command(command, &[], Logs::Read)
     }
 
     fn spawn(listen: &str, args: &[&str], env: &[(&str, &str)], logs: Logs) -> Hub {
@@ -128,6 +155,11 @@ impl Hub {
     /// Waits for the process to exit (after a signal sent by the test).
     pub fn wait(&mut self) -> ExitStatus {
         wait_with_guard(&mut self.child)
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait for sse-hub")
     }
 
     pub fn pid(&self) -> u32 {
@@ -221,6 +253,17 @@ impl Hub {
 
     /// Waits until `/stats` satisfies `ok`.
     pub fn wait_for_stats(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_stats_within(what, GUARD, ok)
+    }
+
+    /// Waits until `/stats` satisfies `ok`, for at most `bound` (a bound the
+    /// contract sets, where [`GUARD`] would be too lenient).
+    pub fn wait_for_stats_within(
+        &self,
+        what: &str,
+        bound: Duration,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
         let start = Instant::now();
         loop {
             let stats = self.stats();
@@ -228,8 +271,8 @@ impl Hub {
                 return stats;
             }
             assert!(
-                start.elapsed() < GUARD,
-                "stats never reached {what}: {stats}"
+                start.elapsed() < bound,
+                "stats did not reach {what} within {bound:?}: {stats}"
             );
             thread::sleep(Duration::from_millis(20));
         }
