@@ -48,6 +48,7 @@ impl Assets {
 }
 
 /// Serves a web client file, or 404.
+#[inline(never)]
 pub(super) fn serve(ctx: &Context, request: Request) {
     if !matches!(request.method(), Method::Get | Method::Head) {
         return method_not_allowed(ctx, request, "GET, HEAD, OPTIONS");

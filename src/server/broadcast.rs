@@ -25,6 +25,7 @@ use super::route::method_not_allowed;
 const READ_STEP: usize = 16 * 1024;
 
 /// Answers one publish request.
+#[inline(never)]
 pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
     if *request.method() != Method::Post {
         request.stop_reading();

@@ -24,6 +24,7 @@ use super::reply::Refusal;
 use super::route::{has_body, header_value, method_not_allowed, query_of};
 
 /// Answers `GET /events`: an error, or the stream until it ends.
+#[inline(never)]
 pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
     if *request.method() != Method::Get {
         return method_not_allowed(ctx, request, "GET, OPTIONS");

@@ -15,6 +15,11 @@ use super::{assets, broadcast, events};
 
 /// Answers one request. A bug in one handler costs that request (it gets a
 /// `500`), never the connection's thread.
+///
+/// Each route is a function of its own (`#[inline(never)]`): a stream runs
+/// for hours below this frame, and every stack page a frame ever touched
+/// stays in memory as long, so this frame must not hold the locals of
+/// every other route.
 pub(crate) fn route(ctx: &Arc<Context>, request: Request) {
     if catch_unwind(AssertUnwindSafe(|| handle(ctx, request))).is_err() {
         error!("a request handler panicked; the request got a 500");

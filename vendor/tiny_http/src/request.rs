@@ -560,11 +560,23 @@ impl fmt::Debug for Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
-            let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
-            }
+            self.respond_500();
+        }
+    }
+}
+
+impl Request {
+    // Patched: out of `drop`'s own frame. Writing a response takes several
+    // KiB of stack, and every drop used to reserve (and touch) that much,
+    // also the drop of a request whose writer was taken for a long-lived
+    // response, which then kept those stack pages for its whole life.
+    #[cold]
+    #[inline(never)]
+    fn respond_500(&mut self) {
+        let response = Response::empty(500);
+        let _ = self.respond_impl(response); // ignoring any potential error
+        if let Some(sender) = self.notify_when_responded.take() {
+            let _ = sender.send(());
         }
     }
 }
