@@ -15,6 +15,9 @@ use crate::util::{BufferedInput, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::{ErrorReply, Request, Response};
 
+/// Patched: the size of a connection's read buffer and of its write buffer.
+const BUFFER: usize = 512;
+
 /// Patched: the read side, with a count of the bytes read ahead.
 type Input = BufferedInput<RefinedTcpStream>;
 
@@ -93,14 +96,18 @@ impl ClientConnection {
         let secure = read_socket.secure();
         let control = read_socket.control();
 
-        let input = BufferedInput::with_capacity(1024, read_socket);
+        // Patched: 512 bytes each way, not 1 KiB. A connection keeps both
+        // buffers as long as it lives, which for an event stream is hours,
+        // thousands of times over; a request head is read, and a reply
+        // head written, in a few pieces all the same.
+        let input = BufferedInput::with_capacity(BUFFER, read_socket);
         let held = input.held();
         let mut source = SequentialReaderBuilder::new(input);
         let first_header = source.next().unwrap();
 
         ClientConnection {
             source,
-            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(1024, write_socket)),
+            sink: SequentialWriterBuilder::new(BufWriter::with_capacity(BUFFER, write_socket)),
             remote_addr,
             next_header_source: first_header,
             no_more_requests: false,

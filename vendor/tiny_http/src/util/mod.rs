@@ -14,6 +14,7 @@ mod buffered_input;
 mod custom_stream;
 mod equal_reader;
 mod fused_reader;
+mod handoff;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;

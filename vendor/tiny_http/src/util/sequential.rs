@@ -1,9 +1,9 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 
-use std::sync::mpsc::channel;
-use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
+
+use super::handoff::{handoff, Giver as Sender, Taker as Receiver};
 
 use std::mem;
 
@@ -27,7 +27,7 @@ where
     R: Read + Send,
 {
     inner: SequentialReaderInner<R>,
-    next: Sender<R>,
+    next: Option<Sender<R>>,
 }
 
 enum SequentialReaderInner<R>
@@ -53,6 +53,7 @@ where
 {
     trigger: Option<Receiver<()>>,
     writer: Arc<Mutex<W>>,
+    // Patched: dropping it (with the writer) hands the turn to write on.
     on_finish: Sender<()>,
 }
 
@@ -77,19 +78,19 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
     type Item = SequentialReader<R>;
 
     fn next(&mut self) -> Option<SequentialReader<R>> {
-        let (tx, rx) = channel();
+        let (tx, rx) = handoff();
 
         let inner = mem::replace(&mut self.inner, SequentialReaderBuilderInner::NotFirst(rx));
 
         match inner {
             SequentialReaderBuilderInner::First(reader) => Some(SequentialReader {
                 inner: SequentialReaderInner::MyTurn(reader),
-                next: tx,
+                next: Some(tx),
             }),
 
             SequentialReaderBuilderInner::NotFirst(previous) => Some(SequentialReader {
                 inner: SequentialReaderInner::Waiting(previous),
-                next: tx,
+                next: Some(tx),
             }),
         }
     }
@@ -98,7 +99,7 @@ impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {
 impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     type Item = SequentialWriter<W>;
     fn next(&mut self) -> Option<SequentialWriter<W>> {
-        let (tx, rx) = channel();
+        let (tx, rx) = handoff();
         let mut next_next_trigger = Some(rx);
         ::std::mem::swap(&mut next_next_trigger, &mut self.next_trigger);
 
@@ -114,7 +115,17 @@ impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
             SequentialReaderInner::MyTurn(ref mut reader) => return reader.read(buf),
-            SequentialReaderInner::Waiting(ref mut recv) => recv.recv().unwrap(),
+            // Patched: upstream unwrapped; a previous reader that went away
+            // without handing the connection on means the connection is gone.
+            SequentialReaderInner::Waiting(ref mut recv) => match recv.take() {
+                Some(reader) => reader,
+                None => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the connection is gone",
+                    ))
+                }
+            },
             SequentialReaderInner::Empty => unreachable!(),
         };
 
@@ -126,19 +137,19 @@ impl<R: Read + Send> Read for SequentialReader<R> {
 
 impl<W: Write + Send> Write for SequentialWriter<W> {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
-        if let Some(v) = self.trigger.as_mut() {
-            v.recv().unwrap()
+        // The previous writer handed over its turn, or went away: either
+        // way it is done.
+        if let Some(v) = self.trigger.take() {
+            v.take();
         }
-        self.trigger = None;
 
         self.writer.lock().unwrap().write(buf)
     }
 
     fn flush(&mut self) -> IoResult<()> {
-        if let Some(v) = self.trigger.as_mut() {
-            v.recv().unwrap()
+        if let Some(v) = self.trigger.take() {
+            v.take();
         }
-        self.trigger = None;
 
         self.writer.lock().unwrap().flush()
     }
@@ -151,24 +162,13 @@ where
     fn drop(&mut self) {
         let inner = mem::replace(&mut self.inner, SequentialReaderInner::Empty);
 
-        match inner {
-            SequentialReaderInner::MyTurn(reader) => {
-                self.next.send(reader).ok();
-            }
-            SequentialReaderInner::Waiting(recv) => {
-                let reader = recv.recv().unwrap();
-                self.next.send(reader).ok();
-            }
-            SequentialReaderInner::Empty => (),
+        let reader = match inner {
+            SequentialReaderInner::MyTurn(reader) => Some(reader),
+            SequentialReaderInner::Waiting(recv) => recv.take(),
+            SequentialReaderInner::Empty => None,
+        };
+        if let (Some(reader), Some(next)) = (reader, self.next.take()) {
+            next.give(reader);
         }
-    }
-}
-
-impl<W> Drop for SequentialWriter<W>
-where
-    W: Write + Send,
-{
-    fn drop(&mut self) {
-        self.on_finish.send(()).ok();
     }
 }
