@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cluster::ClusterConfig;
 use crate::error::Error;
 
 /// The longest any timeout or interval may be: longer ones would overflow
@@ -117,6 +118,9 @@ pub struct Config {
     /// (an idle keep-alive connection, or a request head that stopped
     /// halfway) before it is closed. Event streams are not affected.
     pub idle_timeout: Duration,
+    /// Cluster mode: share this Redis stream with other hubs. `None`: one
+    /// process, history in memory.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -131,6 +135,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            cluster: None,
         }
     }
 }
@@ -160,6 +165,9 @@ impl Config {
         check_duration("write_timeout", self.write_timeout)?;
         check_duration("body_timeout", self.body_timeout)?;
         check_duration("idle_timeout", self.idle_timeout)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         Ok(())
     }
 }

@@ -16,7 +16,7 @@ use clap::error::{ContextKind, ContextValue, ErrorKind};
 use crossbeam_channel::{Receiver, Sender};
 use env_logger::{Target, WriteStyle};
 use log::{error, warn};
-use sse_hub::{Config, Error, HubConfig, Server};
+use sse_hub::{ClusterConfig, Config, Error, HubConfig, Server};
 
 /// The defaults, from the one place that defines them.
 fn defaults() -> Config {
@@ -117,6 +117,22 @@ struct Args {
           default_value_t = defaults().idle_timeout.as_secs(),
           allow_negative_numbers = true, value_parser = whole_number)]
     idle_timeout: u64,
+
+    /// Cluster mode: share a Redis stream with other hubs, as
+    /// redis://[:password@]host:port/db (prefer the environment variable if
+    /// it holds a password: a flag shows up in `ps`)
+    #[arg(
+        long,
+        env = "SSE_HUB_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
+
+    /// The stream's key in Redis (cluster mode)
+    #[arg(long, env = "SSE_HUB_REDIS_STREAM", value_name = "KEY",
+          default_value = sse_hub::DEFAULT_STREAM)]
+    redis_stream: String,
 }
 
 impl Args {
@@ -137,6 +153,10 @@ impl Args {
             write_timeout: Duration::from_secs(self.write_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
+            cluster: self.redis.map(|redis| ClusterConfig {
+                redis,
+                stream: self.redis_stream,
+            }),
         }
     }
 }

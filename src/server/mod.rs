@@ -159,7 +159,12 @@ impl Server {
 
         let signals = crossbeam_channel::unbounded();
         let hub_ended = Report("hub", signals.0.clone());
-        let hub = Hub::start_watched(config.hub.clone(), move || drop(hub_ended))?;
+        let hub = match &config.cluster {
+            None => Hub::start_watched(config.hub.clone(), Arc::default(), None, move || {
+                drop(hub_ended);
+            })?,
+            Some(cluster) => start_clustered(&config, cluster, hub_ended)?,
+        };
         let reaper = Reaper::new(local_addr.port());
         let ctx = Context::new(config, replies, hub.clone(), reaper.clone());
         Ok(Server {
@@ -243,6 +248,28 @@ impl Server {
         info!("stopped");
         Ok(())
     }
+}
+
+/// Starts the hub of a cluster node (see `src/cluster/`).
+#[cfg(feature = "cluster")]
+fn start_clustered(
+    config: &Config,
+    cluster: &crate::cluster::ClusterConfig,
+    hub_ended: Report,
+) -> Result<Hub, Error> {
+    crate::cluster::start_watched(config.hub.clone(), cluster, move || drop(hub_ended))
+}
+
+/// Without the `cluster` feature a cluster is refused (the configuration
+/// check says so first).
+#[cfg(not(feature = "cluster"))]
+fn start_clustered(
+    _config: &Config,
+    cluster: &crate::cluster::ClusterConfig,
+    _hub_ended: Report,
+) -> Result<Hub, Error> {
+    cluster.validate()?; // fails: no cluster mode in this build
+    Err(Error::ThreadDied("redis-reader"))
 }
 
 /// Runs `body` on a named thread that reports its end (normal or by panic)
