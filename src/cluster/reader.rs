@@ -178,14 +178,18 @@ impl Reader {
                 let run = self.feed.run;
                 let entries = entries.into_iter().map(|e| e.into_incoming(run)).collect();
                 // Until the hub has them, nothing can be published here.
-                if self.feed.prime(entries, complete, extent.trimmed).is_err() {
+                if self
+                    .feed
+                    .prime(entries, complete, extent.dropped_through())
+                    .is_err()
+                {
                     self.shared.stop.store(true, Ordering::Relaxed);
                 }
                 self.cursor = Some(newest.unwrap_or(EventId::new(0, 0)));
             }
             Some(cursor) => {
                 let extent = stream::extent(&mut connection, key)?;
-                if let Some(trimmed) = extent.trimmed.filter(|&t| t > cursor) {
+                if let Some(trimmed) = extent.dropped_through().filter(|&t| t > cursor) {
                     warn!(
                         "redis: the stream dropped entries after {cursor} before this node \
                          read them (up to {trimmed}); open streams are closed to resume with a gap"

@@ -20,9 +20,8 @@
 //! entries are adjacent and all are added or none. Reading is `XREAD
 //! BLOCK` from the last entry seen (`reader.rs`), `XREVRANGE` for the recent
 //! past when a node first reaches Redis, and `XRANGE` for a resume that
-//! reaches past a node's memory. `XINFO STREAM` tells the newest entry the
-//! stream has dropped (`max-deleted-entry-id`, Redis 7), which decides a
-//! `gap`.
+//! reaches past a node's memory. `XINFO STREAM` tells whether the stream
+//! has dropped entries and which it still holds, which decides a `gap`.
 
 use log::warn;
 use redis::{Connection, RedisError, Value};
@@ -163,17 +162,51 @@ pub(crate) fn newest(
     Ok((entries, newest))
 }
 
-/// What `XINFO STREAM` says of the stream's past: the newest entry it
-/// dropped and its oldest entry. Both `None` when the stream does not exist.
+/// What `XINFO STREAM` says of the stream's past: what it holds, and what
+/// it may have dropped. All empty when the stream does not exist.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Extent {
-    /// `max-deleted-entry-id` (Redis 7 and newer; `None` before, or when
-    /// nothing was dropped).
-    pub(crate) trimmed: Option<EventId>,
-    /// The ID of `first-entry`.
+    /// The ID of `first-entry`: the oldest entry held.
     pub(crate) oldest: Option<EventId>,
-    /// Whether the server reports `max-deleted-entry-id` at all.
-    pub(crate) knows_trimmed: bool,
+    /// `last-generated-id`: the newest entry ever added.
+    pub(crate) last_generated: Option<EventId>,
+    /// `max-deleted-entry-id`: the newest entry removed by `XDEL` (Redis 7;
+    /// trimming does not set it).
+    pub(crate) max_deleted: Option<EventId>,
+    /// Whether entries were dropped at all: more were added than are held
+    /// (`entries-added` against `length`; assumed, before Redis 7).
+    pub(crate) dropped_any: bool,
+}
+
+impl Extent {
+    /// The newest ID the stream may have dropped. Trimming drops the oldest
+    /// entries, so everything before the oldest one held may be gone;
+    /// that is conservative, as a `gap` may be.
+    pub(crate) fn dropped_through(&self) -> Option<EventId> {
+        let trimmed = if self.dropped_any {
+            match self.oldest {
+                Some(oldest) => predecessor(oldest),
+                None => self.last_generated,
+            }
+        } else {
+            None
+        };
+        trimmed.max(self.max_deleted)
+    }
+
+    /// Whether the stream may have dropped an entry newer than `id`.
+    pub(crate) fn lost_after(&self, id: EventId) -> bool {
+        self.dropped_through().is_some_and(|dropped| dropped > id)
+    }
+}
+
+/// The greatest ID below `id`, if any.
+fn predecessor(id: EventId) -> Option<EventId> {
+    match (id.ms(), id.seq()) {
+        (0, 0) => None,
+        (ms, 0) => Some(EventId::new(ms - 1, u64::MAX)),
+        (ms, seq) => Some(EventId::new(ms, seq - 1)),
+    }
 }
 
 /// `XINFO STREAM`.
@@ -198,25 +231,35 @@ pub(crate) fn extent(connection: &mut Connection, key: &str) -> Result<Extent, R
         }
         other => return Err(protocol_error("XINFO STREAM", &format!("{other:?}"))),
     };
+    let id = |value: &Value| {
+        text(value)
+            .and_then(|id| id.parse().ok())
+            .filter(|&id| id != EventId::new(0, 0))
+    };
+    let number = |value: &Value| match value {
+        Value::Int(n) => u64::try_from(*n).ok(),
+        other => text(other)?.parse().ok(),
+    };
     let mut extent = Extent::default();
+    let (mut length, mut added) = (None, None);
     for (name, value) in pairs {
         match text(&name).as_deref() {
-            Some("max-deleted-entry-id") => {
-                extent.knows_trimmed = true;
-                extent.trimmed = text(&value)
-                    .and_then(|id| id.parse().ok())
-                    .filter(|&id| id != EventId::new(0, 0));
-            }
+            Some("length") => length = number(&value),
+            Some("entries-added") => added = number(&value),
+            Some("last-generated-id") => extent.last_generated = id(&value),
+            Some("max-deleted-entry-id") => extent.max_deleted = id(&value),
             Some("first-entry") => {
-                if let Value::Array(mut entry) = value
-                    && !entry.is_empty()
-                {
-                    extent.oldest = text(&entry.swap_remove(0)).and_then(|id| id.parse().ok());
+                if let Value::Array(entry) = &value {
+                    extent.oldest = entry.first().and_then(id);
                 }
             }
             _ => {}
         }
     }
+    extent.dropped_any = match (added, length) {
+        (Some(added), Some(length)) => added > length,
+        _ => true,
+    };
     Ok(extent)
 }
 
@@ -255,13 +298,7 @@ pub(crate) fn backfill(
         }
     }
     let extent = extent(connection, key)?;
-    let gap = if extent.knows_trimmed {
-        extent.trimmed.is_some_and(|trimmed| trimmed > after)
-    } else {
-        // Before Redis 7 the stream does not say what it dropped: anything
-        // older than its first entry may have been.
-        extent.oldest.is_some_and(|oldest| oldest > after)
-    };
+    let gap = extent.lost_after(after);
     Ok(Backfill {
         frames,
         gap,
@@ -449,6 +486,39 @@ mod tests {
         let (entries, last) = entry_list(reply);
         assert_eq!(entries.len(), 1);
         assert_eq!(last, Some(EventId::new(4, 0)));
+    }
+
+    #[test]
+    fn what_a_trimmed_stream_may_have_lost() {
+        let trimmed = Extent {
+            oldest: Some(EventId::new(10, 0)),
+            last_generated: Some(EventId::new(12, 0)),
+            max_deleted: None,
+            dropped_any: true,
+        };
+        assert_eq!(trimmed.dropped_through(), Some(EventId::new(9, u64::MAX)));
+        assert!(trimmed.lost_after(EventId::new(9, 5)));
+        assert!(!trimmed.lost_after(EventId::new(10, 0)));
+        let whole = Extent {
+            dropped_any: false,
+            ..trimmed
+        };
+        assert!(
+            !whole.lost_after(EventId::new(0, 0)),
+            "nothing dropped, nothing lost"
+        );
+        let emptied = Extent {
+            oldest: None,
+            ..trimmed
+        };
+        assert!(emptied.lost_after(EventId::new(11, 0)));
+        assert!(!emptied.lost_after(EventId::new(12, 0)));
+        let deleted = Extent {
+            max_deleted: Some(EventId::new(11, 3)),
+            ..trimmed
+        };
+        assert!(deleted.lost_after(EventId::new(11, 0)), "XDEL counts too");
+        assert!(!Extent::default().lost_after(EventId::new(1, 0)));
     }
 
     #[test]

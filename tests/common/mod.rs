@@ -7,6 +7,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod proxy;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -779,3 +781,6 @@ fn bytes_read(read: std::io::Result<usize>) -> usize {
         Err(_) => 0,
     }
 }
+
+/// A real `redis-server` for the cluster tests.
+pub mod redis;
