@@ -104,7 +104,8 @@ mod running {
     use std::thread;
     use std::time::Duration;
 
-    use redis::{Connection, RedisError};
+    use redis::io::tcp::TcpSettings;
+    use redis::{Connection, IntoConnectionInfo, RedisError};
 
     use super::reader::{Reader, Shared};
     use super::{ClusterConfig, stream};
@@ -256,6 +257,24 @@ mod running {
         ///
         /// [`Error::InvalidConfig`] for a bad setting or URL, or
         /// [`Error::ThreadDied`] if the system refused a thread.
+        ///
+        /// # Example
+        ///
+        /// With no Redis there (nothing listens on port 1), the hub runs
+        /// down: streams open, publishes are refused, and it keeps trying.
+        ///
+        /// ```
+        /// use sse_hub::{ClusterConfig, Error, Event, Hub, HubConfig, RedisState};
+        ///
+        /// let cluster = ClusterConfig::new("redis://127.0.0.1:1/0");
+        /// let hub = Hub::start_clustered(HubConfig::default(), &cluster)?;
+        /// assert_eq!(hub.stats()?.redis, Some(RedisState::Down));
+        /// let subscription = hub.subscribe(&[], None)?;
+        /// let refused = hub.publish(&Event::new("hello"), None);
+        /// assert!(matches!(refused, Err(Error::RedisUnavailable(_))));
+        /// # drop(subscription);
+        /// # Ok::<(), sse_hub::Error>(())
+        /// ```
         pub fn start_clustered(config: HubConfig, cluster: &ClusterConfig) -> Result<Hub, Error> {
             start_watched(config, cluster, || {})
         }
@@ -268,11 +287,19 @@ mod running {
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<Hub, Error> {
         cluster.validate()?;
-        let client =
-            redis::Client::open(cluster.redis.as_str()).map_err(|e| Error::InvalidConfig {
-                field: "redis",
-                why: e.to_string(),
-            })?;
+        let invalid = |e: RedisError| Error::InvalidConfig {
+            field: "redis",
+            why: e.to_string(),
+        };
+        // Every command is one write and waits for its answer: Nagle's
+        // delay would only add latency.
+        let info = cluster
+            .redis
+            .as_str()
+            .into_connection_info()
+            .map_err(invalid)?
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(invalid)?;
         let redis = Arc::new(Redis {
             addr: client.get_connection_info().addr().to_string(),
             client,
