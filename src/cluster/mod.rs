@@ -11,6 +11,7 @@
 //! the hub thread in the stream's order; the hub fans them out with their
 //! Redis IDs. A resume that reaches further back than the node's memory
 //! reads the rest with `XRANGE` (`stream.rs`), on the subscriber's thread.
+//! Publishes that arrive together are sent to Redis together (`group.rs`).
 //!
 //! The library builds this only with the `cluster` feature (on by
 //! default); [`ClusterConfig`] exists either way, so a [`Config`] reads the
@@ -20,6 +21,8 @@
 
 use crate::error::Error;
 
+#[cfg(feature = "cluster")]
+mod group;
 #[cfg(feature = "cluster")]
 mod reader;
 #[cfg(feature = "cluster")]
@@ -105,8 +108,9 @@ mod running {
     use std::time::Duration;
 
     use redis::io::tcp::TcpSettings;
-    use redis::{Connection, IntoConnectionInfo, RedisError};
+    use redis::{Cmd, Connection, IntoConnectionInfo, RedisError};
 
+    use super::group::Group;
     use super::reader::{Reader, Shared};
     use super::{ClusterConfig, stream};
     use crate::config::HubConfig;
@@ -159,6 +163,8 @@ mod running {
         idle: Mutex<Vec<(u64, Connection)>>,
         shared: Arc<Shared>,
         max_len: usize,
+        /// Single-message appends of concurrent publishers, sent together.
+        group: Group<Cmd>,
     }
 
     impl RedisLog {
@@ -210,9 +216,19 @@ mod running {
                         .to_owned(),
                 ));
             }
-            self.with_connection(|connection| {
-                stream::append(connection, &self.redis.key, self.max_len, messages, origin)
-            })
+            let key = &self.redis.key;
+            if let [message] = messages {
+                let command = stream::xadd(key, self.max_len, message, origin);
+                let id = self.group.append(command, |commands| {
+                    self.with_connection(|connection| stream::append(connection, commands, false))
+                })?;
+                return Ok(vec![id]);
+            }
+            let commands = messages
+                .iter()
+                .map(|message| stream::xadd(key, self.max_len, message, origin))
+                .collect();
+            self.with_connection(|connection| stream::append(connection, commands, true))
         }
 
         fn backfill(
@@ -320,6 +336,7 @@ mod running {
             idle: Mutex::new(Vec::new()),
             shared: Arc::clone(&shared),
             max_len: history,
+            group: Group::new(),
         };
         let hub = Hub::start_watched(config, counters, Some(Arc::new(log)), on_end)?;
         let mut reader = Reader::new(redis, hub.feed(), shared, history);

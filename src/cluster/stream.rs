@@ -24,7 +24,7 @@
 //! has dropped entries and which it still holds, which decides a `gap`.
 
 use log::warn;
-use redis::{Connection, RedisError, Value};
+use redis::{Cmd, Connection, RedisError, Value};
 
 use crate::core::channel::Channel;
 use crate::core::event_id::EventId;
@@ -57,45 +57,45 @@ impl Entry {
     }
 }
 
-/// `XADD` for each message, inside one `MULTI` for a batch; returns the IDs
-/// Redis gave them.
+/// The `XADD` of one message, tagged with `origin`.
+pub(crate) fn xadd(key: &str, max_len: usize, message: &Message, origin: Origin) -> Cmd {
+    let mut command = redis::cmd("XADD");
+    command
+        .arg(key)
+        .arg("MAXLEN")
+        .arg("~")
+        .arg(max_len.max(1))
+        .arg("*")
+        .arg("message")
+        .arg(message.event.data());
+    if let Some(name) = message.event.name() {
+        command.arg("event").arg(name.as_str());
+    }
+    if let Some(channel) = &message.channel {
+        command.arg("channel").arg(channel.as_str());
+    }
+    command
+        .arg("origin")
+        .arg(format!("{:x}-{}", origin.run, origin.ticket));
+    command
+}
+
+/// Sends `commands` (each an `XADD`) in one pipeline, one write and one
+/// read; inside one `MULTI` if `atomic`, so that they are adjacent in the
+/// stream and all are added or none. Returns the IDs Redis gave them.
 pub(crate) fn append(
     connection: &mut Connection,
-    key: &str,
-    max_len: usize,
-    messages: &[Message],
-    origin: Origin,
+    commands: Vec<Cmd>,
+    atomic: bool,
 ) -> Result<Vec<EventId>, RedisError> {
-    let origin = format!("{:x}-{}", origin.run, origin.ticket);
-    let xadd = |message: &Message| {
-        let mut command = redis::cmd("XADD");
-        command
-            .arg(key)
-            .arg("MAXLEN")
-            .arg("~")
-            .arg(max_len.max(1))
-            .arg("*")
-            .arg("message")
-            .arg(message.event.data());
-        if let Some(name) = message.event.name() {
-            command.arg("event").arg(name.as_str());
-        }
-        if let Some(channel) = &message.channel {
-            command.arg("channel").arg(channel.as_str());
-        }
-        command.arg("origin").arg(&origin);
-        command
-    };
-    let ids: Vec<String> = if let [one] = messages {
-        vec![xadd(one).query(connection)?]
-    } else {
-        let mut pipe = redis::pipe();
+    let mut pipe = redis::pipe();
+    if atomic {
         pipe.atomic();
-        for message in messages {
-            pipe.add_command(xadd(message));
-        }
-        pipe.query(connection)?
-    };
+    }
+    for command in commands {
+        pipe.add_command(command);
+    }
+    let ids: Vec<String> = pipe.query(connection)?;
     ids.iter()
         .map(|id| id.parse().map_err(|_| protocol_error("XADD", id)))
         .collect()
