@@ -16,6 +16,11 @@
 //!   and `/metrics`. The `sse-hub` binary is this server and a command
 //!   line.
 //!
+//! Either can be one node of a cluster (`src/cluster/`, the `cluster`
+//! feature): hubs that share one Redis stream, so that a message published
+//! on any node reaches the subscribers of every node with one ID, in one
+//! order, and a client resumes on any node.
+//!
 //! A message takes this path, one module per room on it:
 //!
 //! ```text

@@ -89,12 +89,28 @@ fn check_url(url: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// What a build without the `cluster` feature says to a cluster.
 #[cfg(not(feature = "cluster"))]
-fn check_url(_url: &str) -> Result<(), Error> {
-    Err(Error::InvalidConfig {
+fn no_cluster_mode() -> Error {
+    Error::InvalidConfig {
         field: "redis",
         why: "this build of sse-hub has no cluster mode (the `cluster` feature is off)".to_owned(),
-    })
+    }
+}
+
+#[cfg(not(feature = "cluster"))]
+fn check_url(_url: &str) -> Result<(), Error> {
+    Err(no_cluster_mode())
+}
+
+/// Without the `cluster` feature a cluster is refused.
+#[cfg(not(feature = "cluster"))]
+pub(crate) fn start_watched(
+    _config: crate::config::HubConfig,
+    _cluster: &ClusterConfig,
+    _on_end: impl FnOnce() + Send + 'static,
+) -> Result<crate::core::Hub, Error> {
+    Err(no_cluster_mode())
 }
 
 #[cfg(feature = "cluster")]

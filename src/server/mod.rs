@@ -251,25 +251,12 @@ impl Server {
 }
 
 /// Starts the hub of a cluster node (see `src/cluster/`).
-#[cfg(feature = "cluster")]
 fn start_clustered(
     config: &Config,
     cluster: &crate::cluster::ClusterConfig,
     hub_ended: Report,
 ) -> Result<Hub, Error> {
     crate::cluster::start_watched(config.hub.clone(), cluster, move || drop(hub_ended))
-}
-
-/// Without the `cluster` feature a cluster is refused (the configuration
-/// check says so first).
-#[cfg(not(feature = "cluster"))]
-fn start_clustered(
-    _config: &Config,
-    cluster: &crate::cluster::ClusterConfig,
-    _hub_ended: Report,
-) -> Result<Hub, Error> {
-    cluster.validate()?; // fails: no cluster mode in this build
-    Err(Error::ThreadDied("redis-reader"))
 }
 
 /// Runs `body` on a named thread that reports its end (normal or by panic)
