@@ -17,7 +17,7 @@ import shlex
 import statistics
 import sys
 
-SERVERS = ["sse-hub", "node", "nchan"]
+SERVERS = ["sse-hub", "nchan", "axum", "node"]
 START = "<!-- bench:generated:start -->"
 END = "<!-- bench:generated:end -->"
 
@@ -120,12 +120,57 @@ def servers_in(runs):
     return [s for s in SERVERS if s in present] + sorted(present - set(SERVERS))
 
 
+def describe(t, scenario):
+    """The sizes of a fan-out scenario, read from its runs."""
+    runs = [r for r in t.runs if r["tags"].get("scenario") == scenario and "subscribers" in r]
+    if not runs:
+        return ""
+    r = runs[0]
+    text = f"{r['subscribers']:,} subscribers x {r.get('messages', 0):,} messages of {r.get('size', 0)} B"
+    if r.get("rate"):
+        text += f" at {r['rate']:g} msg/s"
+    else:
+        text += ", as fast as publishing allows"
+    if r.get("batch", 1) > 1:
+        text += f", in POSTs of {r['batch']} (a JSON array)"
+    publishers = r.get("publishers", 1)
+    text += f" ({publishers} publisher{'s' if publishers != 1 else ''})"
+    return text
+
+
+def short(t, scenario):
+    """`steady (1,000 x 100 msg/s)`, `idle at 5,000`: a scenario as run."""
+    if scenario.startswith("idle-"):
+        return f"idle at {int(scenario.split('-')[1]):,}"
+    runs = [r for r in t.runs if r["tags"].get("scenario") == scenario]
+    if not runs:
+        return scenario
+    r = runs[0]
+    if "subscribers" not in r:
+        return f"publish only ({r.get('publishers', '?')} connections)"
+    sizes = f"{r['subscribers']:,} x {r.get('messages', 0):,}"
+    if r.get("rate"):
+        sizes = f"{r['subscribers']:,} x {r['rate']:g} msg/s"
+    if r.get("batch", 1) > 1:
+        sizes += f" in POSTs of {r['batch']}"
+    return f"{scenario.rstrip('0123456789k')} ({sizes})"
+
+
 def generate(runs, machine):
+    unsupported = [r for r in runs if r.get("unsupported")]
+    runs = [r for r in runs if not r.get("unsupported")]
     t = Table(runs)
-    servers = servers_in(runs)
+    servers = servers_in(runs + unsupported)
     scenarios = sorted({r["tags"].get("scenario", "") for r in runs})
     idle = sorted((s for s in scenarios if s.startswith("idle-")), key=lambda s: int(s.split("-")[1]))
     out = []
+
+    def why_not(scenario, server):
+        """Why SERVER has no runs of SCENARIO, if run.sh said so."""
+        for r in unsupported:
+            if r["label"] == server and r["tags"].get("scenario") == scenario:
+                return r["unsupported"]
+        return None
 
     busy = [int(r["tags"]["busy_before_pct"]) for r in runs if r["tags"].get("busy_before_pct", "").isdigit()]
     load = [r.get("load1_start") for r in runs if isinstance(r.get("load1_start"), (int, float))]
@@ -138,6 +183,7 @@ def generate(runs, machine):
     out.append(row(["kernel", f"Linux {machine.get('kernel', '?')}, vm.max_map_count {machine.get('max_map_count', '?')}"]))
     builds = sorted({r["tags"].get("version", "?").replace("sse-hub ", "") for r in runs if r["label"] == "sse-hub"})
     out.append(row(["sse-hub", f"{', '.join(builds) or '?'} (git describe; {machine.get('rustc', '?')}, release profile)"]))
+    out.append(row(["axum peer", f"{machine.get('axum') or '?'} (bench/peers/axum, release profile, tokio's default multi-threaded runtime)"]))
     out.append(row(["Node.js peer", f"node {machine.get('node', '?')}"]))
     out.append(row(["nchan peer", f"nginx {machine.get('nginx', '?')}, libnginx-mod-nchan {machine.get('nchan', '?')}, 2 workers"]))
     out.append(row(["runs", f"{len(runs)} runs; the last invocation ran {machine.get('scenarios', '?')} in {machine.get('seconds', '?')} s"]))
@@ -152,8 +198,9 @@ def generate(runs, machine):
         out.append("### Idle subscribers: memory, threads, time to connect")
         out.append("")
         out += header(["subscribers", "server", "open", "time to connect all (s)", "RSS per subscriber (KiB)",
-                       "PSS per subscriber (KiB)", "threads per subscriber", "kernel stacks per subscriber (KiB)",
-                       "handshakes retried"])
+                       "PSS per subscriber (KiB)", "threads per subscriber",
+                       "kernel stack per subscriber, outside RSS (KiB: threads x 16)",
+                       "machine-wide kernel stack growth per subscriber (KiB)", "handshakes retried"])
         for scenario in idle:
             n = scenario.split("-")[1]
             for s in servers:
@@ -166,33 +213,46 @@ def generate(runs, machine):
                     with_range(t, scenario, s, "rss_kib_per_client", 1),
                     fmt(t.median(scenario, s, "pss_kib_per_client"), 1),
                     fmt(t.median(scenario, s, "threads_per_client"), 2),
+                    fmt(t.median(scenario, s, "thread_kernel_stack_kib_per_client"), 1),
                     fmt(t.median(scenario, s, "kernel_stack_kib_per_client"), 1),
                     fmt(t.median(scenario, s, "retried")),
                 ]))
         out.append("")
 
-    def fanout_table(scenario, title, key_first):
-        if not any(t.of(scenario, s) for s in servers):
+    def fanout_table(scenario, name, key):
+        if not any(t.of(scenario, s) or why_not(scenario, s) for s in servers):
             return
-        out.append(title)
+        out.append(f"### {name}: {describe(t, scenario)}")
         out.append("")
-        cols = ["server", "deliveries/s", "publish rate (msg/s)", "latency p50 (ms)", "p99 (ms)", "max (ms)",
+        cols = ["server", "deliveries/s", "publish rate (msg/s)", "publish round trip p50 (ms)",
+                "latency p50 (ms)", "p99 (ms)", "max (ms)",
                 "fan-out done p50 (ms)", "fan-out done p99 (ms)", "lost", "dup / out of order",
-                "streams closed", "server CPU s per 1M deliveries", "handshakes retried"]
+                "streams closed", "server CPU per delivery (us)", "publish errors", "handshakes retried"]
         out.extend(header(cols))
         for s in servers:
             if not t.of(scenario, s):
+                why = why_not(scenario, s)
+                if why:
+                    out.append(row([s, f"not supported: {why}"] + ["-"] * (len(cols) - 2)))
                 continue
             # Runs too large for the duplicate bitmap count no duplicates.
             unchecked = False in t.values(scenario, s, "dup_check")
             dup = "unchecked" if unchecked else fmt(t.median(scenario, s, "duplicated"))
             ooo = t.median(scenario, s, "out_of_order")
+            errors = fmt(t.median(scenario, s, "publish_errors"))
+            if not t.median(scenario, s, "published_ok"):
+                samples = [e for r in t.of(scenario, s) for e in r.get("publish_error_samples", [])]
+                if samples:
+                    errors += f" (e.g. {samples[0].replace('|', '/')})"
+                out.append(row([s, "nothing published"] + ["-"] * (len(cols) - 4) + [errors, fmt(t.median(scenario, s, "retried"))]))
+                continue
             out.append(row([
                 s,
-                with_range(t, scenario, s, "deliveries_per_s", 0) if key_first == "rate" else fmt(t.median(scenario, s, "deliveries_per_s"), 0),
-                fmt(t.median(scenario, s, "publish_rate"), 0),
+                with_range(t, scenario, s, "deliveries_per_s", 0) if key == "rate" else fmt(t.median(scenario, s, "deliveries_per_s"), 0),
+                with_range(t, scenario, s, "publish_rate", 1) if key == "publish" else fmt(t.median(scenario, s, "publish_rate"), 1),
+                fmt(t.median(scenario, s, "publish_rtt_ms.p50"), 3),
                 fmt(t.median(scenario, s, "latency_ms.p50")),
-                with_range(t, scenario, s, "latency_ms.p99") if key_first == "latency" else fmt(t.median(scenario, s, "latency_ms.p99")),
+                with_range(t, scenario, s, "latency_ms.p99") if key == "latency" else fmt(t.median(scenario, s, "latency_ms.p99")),
                 fmt(t.median(scenario, s, "latency_ms.max")),
                 fmt(t.median(scenario, s, "fanout_ms.p50")),
                 fmt(t.median(scenario, s, "fanout_ms.p99")),
@@ -200,12 +260,15 @@ def generate(runs, machine):
                 f"{dup} / {fmt(ooo)}",
                 fmt(t.median(scenario, s, "closed_early")),
                 fmt(t.median(scenario, s, "server_cpu_s_per_million"), 2),
+                errors,
                 fmt(t.median(scenario, s, "retried")),
             ]))
         out.append("")
 
-    fanout_table("steady", "### Steady: 1,000 subscribers x 100 msg/s x 256 B (1,000 messages)", "latency")
-    fanout_table("burst", "### Burst: 1,000 subscribers x 10,000 messages of 256 B, as fast as publishing allows (2 publishers)", "rate")
+    fanout_table("steady", "Steady", "latency")
+    fanout_table("steady5k", "Steady, more subscribers", "publish")
+    fanout_table("burst", "Burst", "rate")
+    fanout_table("batch", "Batch publish", "rate")
 
     if any(t.of("publish", s) for s in servers):
         out.append("### Publish only: POST per second over 4 keep-alive connections, no subscribers")
@@ -224,47 +287,136 @@ def generate(runs, machine):
             ]))
         out.append("")
 
-    # Ratios and targets.
+    # The key figures side by side, then as ratios.
     hub = "sse-hub"
-    if hub in servers:
-        out.append("### sse-hub against its peers (median against median)")
+    peers = [s for s in servers if s != hub]
+    at = next((sc for sc in idle if sc == "idle-5000"), idle[-1] if idle else None)
+    figures = [
+        # scenario, what, path, digits, better
+        ("burst", "deliveries/s", "deliveries_per_s", 0, "higher"),
+        ("burst", "server CPU per delivery (us)", "server_cpu_s_per_million", 2, "lower"),
+        ("burst", "messages lost", "lost", 0, "lower"),
+        ("steady", "delivery p99 (ms)", "latency_ms.p99", 2, "lower"),
+        ("steady", "publish rate reached (msg/s)", "publish_rate", 1, "higher"),
+        ("steady", "publish round trip p50 (ms)", "publish_rtt_ms.p50", 3, "lower"),
+        ("steady", "server CPU per delivery (us)", "server_cpu_s_per_million", 2, "lower"),
+        ("steady5k", "publish rate reached (msg/s)", "publish_rate", 1, "higher"),
+        ("steady5k", "delivery p99 (ms)", "latency_ms.p99", 2, "lower"),
+        ("batch", "deliveries/s", "deliveries_per_s", 0, "higher"),
+        ("batch", "server CPU per delivery (us)", "server_cpu_s_per_million", 2, "lower"),
+        ("publish", "POST/s", "posts_per_s", 0, "higher"),
+        ("publish", "server CPU per POST (us)", "server_cpu_us_per_post", 1, "lower"),
+    ]
+    if at:
+        figures += [
+            (at, "RSS per subscriber (KiB)", "rss_kib_per_client", 1, "lower"),
+            (at, "kernel stack per subscriber, outside RSS (KiB)", "thread_kernel_stack_kib_per_client", 1, "lower"),
+            (at, "time to connect all (s)", "connect_s", 3, "lower"),
+        ]
+    figures = [f for f in figures if any(t.of(f[0], s) for s in servers)]
+    fanouts = {"steady", "steady5k", "burst", "batch"}
+
+    def published_nothing(scenario, server):
+        return scenario in fanouts and t.of(scenario, server) and not t.median(scenario, server, "published_ok")
+
+    def cell(scenario, server, path, digits):
+        if why_not(scenario, server):
+            return "not supported"
+        if published_nothing(scenario, server):
+            return "nothing published"
+        return fmt(t.median(scenario, server, path), digits)
+
+    if figures:
+        out.append("### Side by side (medians)")
         out.append("")
-        out += header(["figure", "sse-hub", "vs node", "vs nchan", "better is"])
-        def line(label, scenario, path, digits, better):
-            mine = t.median(scenario, hub, path)
-            out.append(row([label, fmt(mine, digits),
-                            ratio(mine, t.median(scenario, "node", path)),
-                            ratio(mine, t.median(scenario, "nchan", path)), better]))
-        line("steady latency p99 (ms)", "steady", "latency_ms.p99", 2, "lower")
-        line("steady server CPU s per 1M deliveries", "steady", "server_cpu_s_per_million", 2, "lower")
-        line("burst deliveries/s", "burst", "deliveries_per_s", 0, "higher")
-        line("burst server CPU s per 1M deliveries", "burst", "server_cpu_s_per_million", 2, "lower")
-        if idle:
-            line(f"idle RSS per subscriber at {idle[-1].split('-')[1]} (KiB)", idle[-1], "rss_kib_per_client", 1, "lower")
-            line(f"time to connect {idle[-1].split('-')[1]} (s)", idle[-1], "connect_s", 3, "lower")
-        line("publish-only POST/s", "publish", "posts_per_s", 0, "higher")
+        out += header(["figure"] + servers + ["better is"])
+        for scenario, what, path, digits, better in figures:
+            label = f"{short(t, scenario)}: {what}"
+            out.append(row([label] + [cell(scenario, s, path, digits) for s in servers] + [better]))
         out.append("")
 
+    if hub in servers and peers and figures:
+        out.append("### sse-hub / peer (median over median)")
+        out.append("")
+        out.append("Above 1 is better where higher is better, below 1 where lower is better.")
+        out.append("")
+        out += header(["figure", "sse-hub"] + [f"sse-hub / {p}" for p in peers] + ["better is"])
+        for scenario, what, path, digits, better in figures:
+            if path == "lost":
+                continue
+            label = f"{short(t, scenario)}: {what}"
+            mine = t.median(scenario, hub, path)
+            cells = []
+            for p in peers:
+                theirs = t.median(scenario, p, path)
+                if why_not(scenario, p) or published_nothing(scenario, p) or published_nothing(scenario, hub):
+                    cells.append("n/a")
+                elif theirs == 0 and mine is not None:
+                    cells.append("- (peer: 0)")
+                else:
+                    cells.append(ratio(mine, theirs))
+            out.append(row([label, cell(scenario, hub, path, digits)] + cells + [better]))
+        out.append("")
+
+    if hub in servers:
         out.append("### Targets")
         out.append("")
         out += header(["target", "measured (sse-hub, median)", "met"])
-        p99 = t.median("steady", hub, "latency_ms.p99")
-        if p99 is not None:
-            out.append(row(["steady p99 < 5 ms", f"{p99:.2f} ms", "yes" if p99 < 5 else "**no**"]))
-        mine, theirs = t.median("burst", hub, "deliveries_per_s"), t.median("burst", "nchan", "deliveries_per_s")
-        if mine is not None and theirs:
-            out.append(row(["burst >= 1.5x nchan's deliveries/s", f"{mine:,.0f}/s = {mine / theirs:.2f}x nchan ({theirs:,.0f}/s)",
-                            "yes" if mine >= 1.5 * theirs else "**no**"]))
-        if idle:
-            rss = [(sc, t.median(sc, hub, "rss_kib_per_client")) for sc in idle]
-            rss = [(sc, v) for sc, v in rss if v is not None]
-            if rss:
-                worst = max(v for _, v in rss)
-                text = ", ".join(f"{v:.1f} KiB at {int(sc.split('-')[1]):,}" for sc, v in rss)
-                out.append(row(["idle RSS <= 20 KiB per subscriber", text, "yes" if worst <= 20 else "**no**"]))
-        posts = t.median("publish", hub, "posts_per_s")
+
+        def target(text, measured, met):
+            out.append(row([text, measured, "-" if met is None else ("yes" if met else "**no**")]))
+
+        def m(scenario, path, server=hub):
+            return t.median(scenario, server, path)
+
+        posts, nchan_posts = m("publish", "posts_per_s"), m("publish", "posts_per_s", "nchan")
         if posts is not None:
-            out.append(row(["publish-only >= 20,000 POST/s", f"{posts:,.0f} POST/s", "yes" if posts >= 20000 else "**no**"]))
+            target(f"{short(t, 'publish')}: POST/s >= nchan's", f"{posts:,.0f} POST/s; nchan {fmt(nchan_posts, 0)}",
+                   posts >= nchan_posts if nchan_posts else None)
+            cpu = m("publish", "server_cpu_us_per_post")
+            target(f"{short(t, 'publish')}: server CPU per POST <= 15 us", f"{cpu:.1f} us", cpu <= 15)
+        rate = m("steady", "publish_rate")
+        if rate is not None:
+            name = short(t, "steady")
+            target(f"{name}: publish rate reached >= 99 msg/s", f"{rate:.1f} msg/s", rate >= 99)
+            rtt = m("steady", "publish_rtt_ms.p50")
+            target(f"{name}: publish round trip p50 < 1 ms", f"{rtt:.3f} ms", rtt < 1)
+            p99, nchan_p99 = m("steady", "latency_ms.p99"), m("steady", "latency_ms.p99", "nchan")
+            target(f"{name}: delivery p99 <= nchan's", f"{p99:.2f} ms; nchan {fmt(nchan_p99)} ms",
+                   p99 <= nchan_p99 if nchan_p99 is not None else None)
+        rate = m("steady5k", "publish_rate")
+        if rate is not None:
+            target(f"{short(t, 'steady5k')}: publish rate reached >= 49 msg/s", f"{rate:.1f} msg/s", rate >= 49)
+        burst = m("burst", "deliveries_per_s")
+        if burst is not None:
+            name = short(t, "burst")
+            nchan_burst, axum_burst = m("burst", "deliveries_per_s", "nchan"), m("burst", "deliveries_per_s", "axum")
+            target(f"{name}: deliveries/s >= 2x nchan's",
+                   f"{burst:,.0f}/s = {ratio(burst, nchan_burst)} nchan ({fmt(nchan_burst, 0)}/s)",
+                   burst >= 2 * nchan_burst if nchan_burst else None)
+            target(f"{name}: deliveries/s >= 0.5x axum's",
+                   f"{burst:,.0f}/s = {ratio(burst, axum_burst)} axum ({fmt(axum_burst, 0)}/s)",
+                   burst >= 0.5 * axum_burst if axum_burst else None)
+            cpu, nchan_cpu = m("burst", "server_cpu_s_per_million"), m("burst", "server_cpu_s_per_million", "nchan")
+            target(f"{name}: server CPU per delivery <= nchan's", f"{cpu:.2f} us; nchan {fmt(nchan_cpu)} us",
+                   cpu <= nchan_cpu if nchan_cpu is not None else None)
+            lost = max(t.values("burst", hub, "lost") or [0])
+            target(f"{name}: no loss", f"{lost:,} lost in the worst run", lost == 0)
+        batch = m("batch", "deliveries_per_s")
+        if batch is not None:
+            measured = "nothing published" if published_nothing("batch", hub) else f"{batch:,.0f}/s"
+            target(f"{short(t, 'batch')}: >= 1,000,000 deliveries/s", measured, batch >= 1_000_000)
+        if at:
+            rss, nchan_rss = m(at, "rss_kib_per_client"), m(at, "rss_kib_per_client", "nchan")
+            stack = m(at, "thread_kernel_stack_kib_per_client")
+            if rss is not None:
+                target(f"{short(t, at)}: RSS per subscriber <= nchan's",
+                       f"{rss:.1f} KiB (and {fmt(stack, 1)} KiB of kernel stack outside RSS); nchan {fmt(nchan_rss, 1)} KiB",
+                       rss <= nchan_rss if nchan_rss is not None else None)
+                connect, nchan_connect = m(at, "connect_s"), m(at, "connect_s", "nchan")
+                target(f"{short(t, at)}: time to connect <= 2x nchan's",
+                       f"{connect:.3f} s = {ratio(connect, nchan_connect)} nchan ({fmt(nchan_connect, 3)} s)",
+                       connect <= 2 * nchan_connect if nchan_connect else None)
         out.append("")
 
     out.append("### Commands")
@@ -273,7 +425,7 @@ def generate(runs, machine):
     out.append("")
     out.append("```sh")
     seen = set()
-    for r in runs:
+    for r in sorted(runs, key=lambda r: (r["tags"].get("scenario", ""), servers.index(r["label"]))):
         key = (r["tags"].get("scenario"), r["label"])
         if key in seen:
             continue

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::cluster::ClusterConfig;
 use crate::error::Error;
+use crate::server::access::{Pattern, check_secret};
 
 /// The longest any timeout or interval may be: longer ones would overflow
 /// clock arithmetic, and mean "never" anyway.
@@ -103,8 +104,20 @@ pub struct Config {
     pub hub: HubConfig,
     /// Largest `/broadcast` body, in bytes.
     pub max_body: usize,
-    /// If set, `/broadcast` needs `Authorization: Bearer <token>`.
+    /// If set, `/broadcast` needs `Authorization: Bearer <token>`. With
+    /// JSON Web Tokens configured too, it is accepted beside them, and
+    /// may publish anywhere.
     pub publish_token: Option<String>,
+    /// Accept JSON Web Tokens signed with this secret (HS256); at least
+    /// 32 bytes.
+    pub jwt_secret: Option<String>,
+    /// Accept JSON Web Tokens verified with the PEM public key in this
+    /// file: RS256 for an RSA key, ES256 for a P-256 key, EdDSA for an
+    /// Ed25519 key. Read when the server starts.
+    pub jwt_public_key: Option<PathBuf>,
+    /// Channels that need a token to join ([`Pattern`]s, such as
+    /// `user:*`). Needs `jwt_secret` or `jwt_public_key`.
+    pub private: Vec<Pattern>,
     /// `Access-Control-Allow-Origin` on every response.
     pub cors_origin: String,
     /// Serve the web client from this folder instead of the built-in copy.
@@ -118,6 +131,12 @@ pub struct Config {
     /// (an idle keep-alive connection, or a request head that stopped
     /// halfway) before it is closed. Event streams are not affected.
     pub idle_timeout: Duration,
+    /// Gzip event streams for clients that ask for it (`Accept-Encoding:
+    /// gzip`) over HTTP/1.1; see [`StreamRequest::offer_gzip`]. Each
+    /// compressed stream keeps about 16 KiB more while it is open.
+    ///
+    /// [`StreamRequest::offer_gzip`]: crate::StreamRequest::offer_gzip
+    pub compress: bool,
     /// Cluster mode: share this Redis stream with other hubs. `None`: one
     /// process, history in memory.
     pub cluster: Option<ClusterConfig>,
@@ -130,11 +149,15 @@ impl Default for Config {
             hub: HubConfig::default(),
             max_body: 65_536,
             publish_token: None,
+            jwt_secret: None,
+            jwt_public_key: None,
+            private: Vec::new(),
             cors_origin: "*".to_owned(),
             static_dir: None,
             write_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            compress: false,
             cluster: None,
         }
     }
@@ -156,6 +179,16 @@ impl Config {
             && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
             return invalid("publish_token", "must be printable ASCII without spaces");
+        }
+        if let Some(secret) = &self.jwt_secret {
+            check_secret(secret.as_bytes())?;
+        }
+        if !self.private.is_empty() && self.jwt_secret.is_none() && self.jwt_public_key.is_none() {
+            return invalid(
+                "private",
+                "needs a key to check tokens with, a JWT secret or public key: \
+                 without one, nobody could join those channels",
+            );
         }
         if let Some(dir) = &self.static_dir
             && !dir.is_dir()
@@ -257,6 +290,20 @@ mod tests {
                     ..Config::default()
                 },
                 "static_dir",
+            ),
+            (
+                Config {
+                    jwt_secret: Some("too short".to_owned()),
+                    ..Config::default()
+                },
+                "jwt_secret",
+            ),
+            (
+                Config {
+                    private: vec![Pattern::new("user:*").unwrap()],
+                    ..Config::default()
+                },
+                "private",
             ),
             (
                 Config {

@@ -34,6 +34,9 @@ pub enum Error {
     InvalidEventName(&'static str),
     /// A channel name breaks the rules; the text says which.
     InvalidChannel(&'static str),
+    /// A channel pattern (`--private`, or a token's lists) breaks the
+    /// rules; the text says which.
+    InvalidPattern(&'static str),
     /// A subscriber asked for more than 32 distinct channels.
     TooManyChannels,
     /// A publish body is not UTF-8.
@@ -92,6 +95,7 @@ impl fmt::Display for Error {
             Error::InvalidConfig { field, why } => write!(f, "invalid setting `{field}`: {why}"),
             Error::InvalidEventName(why) => write!(f, "event name {why}"),
             Error::InvalidChannel(why) => write!(f, "channel name {why}"),
+            Error::InvalidPattern(why) => write!(f, "channel pattern {why}"),
             Error::TooManyChannels => f.write_str("at most 32 distinct channels per subscriber"),
             Error::BodyNotUtf8 => f.write_str("body is not valid UTF-8"),
             Error::BodyNotJson(why) => write!(f, "body is not valid JSON: {why}"),

@@ -142,5 +142,10 @@ pub use crate::core::sse::{self, Event, EventName, Frame};
 pub use crate::core::writer::{Ended, EventStream, Framing, StreamRequest};
 pub use crate::core::{Hub, Message, Published, PublishedBatch, Subscription};
 pub use crate::error::Error;
-pub use crate::server::capacity;
-pub use crate::server::{Server, Stopper};
+pub use crate::server::{Server, Stopper, access, capacity};
+
+/// The README's Rust snippets, compiled and run as doctests, so that what a
+/// reader pastes works as written.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;

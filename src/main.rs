@@ -1,6 +1,8 @@
 //! The `sse-hub` binary: read the command line (every option also reads an
 //! `SSE_HUB_*` environment variable), start the logs and the server, stop it
-//! cleanly on SIGINT or SIGTERM.
+//! cleanly on SIGINT or SIGTERM. `sse-hub token ...` instead prints a JSON
+//! Web Token signed with `SSE_HUB_JWT_SECRET`, for testing private
+//! channels without writing code.
 
 use std::io::{self, IsTerminal, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -11,11 +13,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
-use clap::Parser;
+use clap::builder::BoolishValueParser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Parser, Subcommand};
 use crossbeam_channel::{Receiver, Sender};
 use env_logger::{Target, WriteStyle};
 use log::{error, warn};
+use sse_hub::access::{Grants, Pattern, mint_hs256};
 use sse_hub::{ClusterConfig, Config, Error, HubConfig, Server};
 
 /// The defaults, from the one place that defines them.
@@ -34,8 +38,18 @@ fn millis(duration: Option<Duration>) -> u64 {
 /// A Server-Sent Events broadcaster: subscribe with GET /events, publish with
 /// POST /broadcast.
 #[derive(Parser, Debug)]
-#[command(name = "sse-hub", version, about, max_term_width = 100)]
+#[command(
+    name = "sse-hub",
+    version,
+    about,
+    max_term_width = 100,
+    args_conflicts_with_subcommands = true
+)]
 struct Args {
+    /// Without a command, the hub runs with the options below.
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on; port 0 picks a free port
     #[arg(long, env = "SSE_HUB_LISTEN", value_name = "ADDR",
           default_value_t = defaults().listen, value_parser = socket_addr)]
@@ -133,6 +147,61 @@ struct Args {
     #[arg(long, env = "SSE_HUB_REDIS_STREAM", value_name = "KEY",
           default_value = sse_hub::DEFAULT_STREAM)]
     redis_stream: String,
+
+    /// Gzip event streams for clients that send `Accept-Encoding: gzip`
+    /// (HTTP/1.1 only); about 16 KiB more per compressed stream
+    #[arg(long, env = "SSE_HUB_COMPRESS", default_value_t = defaults().compress,
+          value_parser = BoolishValueParser::new())]
+    compress: bool,
+
+    /// Accept JSON Web Tokens signed with SECRET (HS256, at least 32 bytes;
+    /// prefer the environment variable: a flag shows up in `ps`)
+    #[arg(
+        long,
+        env = "SSE_HUB_JWT_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true
+    )]
+    jwt_secret: Option<String>,
+
+    /// Accept RS256, ES256 or EdDSA tokens verified with the PEM public key
+    /// in FILE (the algorithm follows the key)
+    #[arg(long, env = "SSE_HUB_JWT_PUBLIC_KEY", value_name = "FILE")]
+    jwt_public_key: Option<PathBuf>,
+
+    /// Channels matching PATTERN need a token to join; repeatable, and
+    /// SSE_HUB_PRIVATE takes a comma-separated list. `*` at the end matches
+    /// any rest: user:*
+    #[arg(long, env = "SSE_HUB_PRIVATE", value_name = "PATTERN",
+          value_delimiter = ',', value_parser = pattern)]
+    private: Vec<Pattern>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print a JSON Web Token signed with SSE_HUB_JWT_SECRET, for testing
+    ///
+    /// The token is HS256, as a hub started with the same secret takes:
+    /// sse-hub token --subscribe 'user:42' --publish '*' --ttl 1h
+    Token(TokenArgs),
+}
+
+#[derive(clap::Args, Debug)]
+struct TokenArgs {
+    /// A channel the token may join (repeatable); `*` at the end matches any
+    /// rest
+    #[arg(long, value_name = "PATTERN", value_parser = pattern)]
+    subscribe: Vec<Pattern>,
+
+    /// A channel the token may publish to (repeatable); `*` alone also
+    /// covers messages for everyone
+    #[arg(long, value_name = "PATTERN", value_parser = pattern)]
+    publish: Vec<Pattern>,
+
+    /// How long the token is valid: 90s, 30m, 1h, 7d (a bare number is
+    /// seconds)
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = ttl)]
+    ttl: Duration,
 }
 
 impl Args {
@@ -148,11 +217,15 @@ impl Args {
             },
             max_body: self.max_body,
             publish_token: self.publish_token,
+            jwt_secret: self.jwt_secret,
+            jwt_public_key: self.jwt_public_key,
+            private: self.private,
             cors_origin: self.cors_origin,
             static_dir: self.static_dir,
             write_timeout: Duration::from_secs(self.write_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
+            compress: self.compress,
             cluster: self.redis.map(|redis| ClusterConfig {
                 redis,
                 stream: self.redis_stream,
@@ -181,6 +254,37 @@ fn whole_number(text: &str) -> Result<u64, String> {
 fn count(text: &str) -> Result<usize, String> {
     text.parse()
         .map_err(|_| "must be a whole number, 0 or more".to_owned())
+}
+
+/// A channel pattern: a name, or a name's beginning and `*`.
+fn pattern(text: &str) -> Result<Pattern, String> {
+    Pattern::new(text).map_err(|e| e.to_string())
+}
+
+/// A duration for `sse-hub token --ttl`: a whole number with an optional
+/// unit, s, m, h or d.
+fn ttl(text: &str) -> Result<Duration, String> {
+    let wrong = || "must be a whole number with s, m, h or d, like 30m or 1h".to_owned();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 60 * 60,
+        "d" => 24 * 60 * 60,
+        _ => return Err(wrong()),
+    };
+    let secs = number
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(wrong)?;
+    if secs == 0 {
+        return Err("must be longer than zero".to_owned());
+    }
+    Ok(Duration::from_secs(secs))
 }
 
 /// Exits with clap's message; a bad value that came from an `SSE_HUB_*`
@@ -238,6 +342,9 @@ fn in_flag_terms(error: &Error) -> String {
 
 fn main() -> ExitCode {
     let args = Args::try_parse().unwrap_or_else(|e| exit_on_bad_arguments(e));
+    if let Some(Command::Token(token)) = &args.command {
+        return print_token(token);
+    }
     let logs = start_logging();
     std::panic::set_hook(Box::new(|panic| {
         let thread = thread::current();
@@ -269,6 +376,42 @@ fn main() -> ExitCode {
     };
     logs.flush();
     code
+}
+
+/// `sse-hub token`: prints a token signed with `SSE_HUB_JWT_SECRET`. The
+/// secret is read from the environment only, never from an argument that
+/// `ps` would show.
+fn print_token(args: &TokenArgs) -> ExitCode {
+    let secret = match std::env::var("SSE_HUB_JWT_SECRET") {
+        Ok(secret) if !secret.is_empty() => secret,
+        _ => {
+            eprintln!(
+                "sse-hub token: SSE_HUB_JWT_SECRET is not set: set it to the secret the hub \
+                 runs with (--jwt-secret), such as `export SSE_HUB_JWT_SECRET=\"$(openssl rand -hex 32)\"`"
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    if args.subscribe.is_empty() && args.publish.is_empty() {
+        eprintln!(
+            "sse-hub token: this token allows nothing beyond what needs no token; \
+             add --subscribe or --publish"
+        );
+    }
+    let grants = Grants {
+        subscribe: args.subscribe.clone(),
+        publish: args.publish.clone(),
+    };
+    match mint_hs256(secret.as_bytes(), &grants, args.ttl) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sse-hub token: {}", in_flag_terms(&e));
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Log lines waiting for stderr at most; past that they are dropped.

@@ -10,7 +10,13 @@
 // the EventSource and opens a new one after a backoff, 1 s doubling to
 // 30 s with jitter, resuming with `lastEventId=` in the URL (a new
 // EventSource cannot send the Last-Event-ID header). One rule for both
-// cases, with a countdown on screen.
+// cases, with a countdown on screen. The exception is a refusal that a
+// retry cannot fix, 401 or 403 for a private channel: the page stops and
+// says why, until the token or the channels change.
+//
+// The token field serves both ways in: `token=` in the stream's URL (an
+// EventSource cannot send headers) and `Authorization: Bearer` on publish.
+// It lives in this page's memory only, never in its address or storage.
 "use strict";
 
 (() => {
@@ -78,6 +84,7 @@
   let resumedFrom = ""; // the last ID the current stream was opened with
   let replaying = false; // see onConnection
   let generation = 0; // counts EventSources, so late answers about old ones are ignored
+  let streamToken = ""; // the token the current stream was opened with
 
   // The log.
   let received = 0;
@@ -91,10 +98,15 @@
 
   // ---- connection --------------------------------------------------------
 
+  function token() {
+    return ui.token.value.trim();
+  }
+
   function streamUrl() {
     const params = new URLSearchParams();
     for (const channel of view.channels) params.append("channel", channel);
     if (lastId) params.set("lastEventId", lastId);
+    if (streamToken) params.set("token", streamToken);
     const search = params.toString();
     return search ? `/events?${search}` : "/events";
   }
@@ -105,6 +117,7 @@
     wanted = true;
     everOpen = false;
     resumedFrom = lastId;
+    streamToken = token();
     generation += 1;
     setState(attempt === 0 ? "connecting" : "reconnecting", attempt === 0 ? "" : "trying now…");
     const es = new EventSource(streamUrl());
@@ -154,19 +167,25 @@
   }
 
   function disconnect() {
+    stop(lastId ? `Connect resumes after ${lastId}` : "");
+    note("Disconnected");
+  }
+
+  function stop(detail) {
     clearTimers();
     closeSource();
     wanted = false;
     attempt = 0;
-    setState("closed", lastId ? `Connect resumes after ${lastId}` : "");
-    note("Disconnected");
+    setState("closed", detail);
   }
 
   // The stream failed: after a 200 it ended (the browser would retry by
   // itself), otherwise it was refused or never reached the hub (the browser
-  // would not). Either way the page retries after a backoff.
+  // would not). Either way the page retries after a backoff, unless the
+  // hub answers 401 or 403, which only a new token or new channels fix.
   async function streamFailed(wasOpen) {
     const failed = generation;
+    const url = streamUrl();
     attempt += 1;
     const delay = backoff(attempt);
     retryAt = Date.now() + delay;
@@ -179,13 +198,22 @@
       note(`Stream ended; reconnecting in ${Math.round(delay / 1000)} s`);
       return;
     }
-    // An EventSource does not say why it failed; /healthz tells a hub that
-    // refused the stream (full, or a proxy error) from one out of reach.
-    why = (await hubAnswers()) ? "the hub refused the stream (full?)" : "the hub cannot be reached";
-    if (failed === generation && source === null && wanted && retryTimer) {
-      showCountdown(why); // the running countdown reads `why` too
-      note(`Connection failed: ${why}; retrying in ${Math.round(delay / 1000)} s`);
+    // An EventSource does not say why it failed; asking again tells a
+    // refusal, with the hub's reason, from a hub out of reach.
+    const answer = await askWhy(url);
+    if (failed !== generation || source !== null || !wanted || !retryTimer) return;
+    if (answer.status === 401 || answer.status === 403) {
+      // No token, a bad one, or one that does not cover a channel: trying
+      // again with the same one cannot help.
+      stop(`refused (${answer.status}): ${answer.error}`);
+      note(`The hub refused the stream: ${answer.status} ${answer.error}. Set the token, then apply.`);
+      return;
     }
+    if (!answer.reachable) why = "the hub cannot be reached";
+    else if (answer.status === 200) why = "the stream failed";
+    else why = `the hub refused the stream (${[answer.status, answer.error].filter(Boolean).join(": ")})`;
+    showCountdown(why); // the running countdown reads `why` too
+    note(`Connection failed: ${why}; retrying in ${Math.round(delay / 1000)} s`);
   }
 
   function backoff(n) {
@@ -199,12 +227,21 @@
     setState("reconnecting", `in ${seconds} s: ${why}`);
   }
 
-  async function hubAnswers() {
+  // The status and error text of the stream's URL; a stream that opens
+  // after all is closed at once.
+  async function askWhy(url) {
+    const controller = new AbortController();
     try {
-      const reply = await fetch("/healthz", { cache: "no-store" });
-      return reply.ok;
+      const reply = await fetch(url, { cache: "no-store", signal: controller.signal });
+      if (reply.ok) {
+        controller.abort();
+        return { reachable: true, status: reply.status, error: "" };
+      }
+      const answer = parseJson(await reply.text());
+      const error = answer && typeof answer.error === "string" ? answer.error : "";
+      return { reachable: true, status: reply.status, error };
     } catch {
-      return false;
+      return { reachable: false, status: 0, error: "" };
     }
   }
 
@@ -613,12 +650,13 @@
     }
     const types = splitEventTypes(ui.events.value);
     const channelsChanged = channels.join("\n") !== view.channels.join("\n");
+    const tokenChanged = token() !== streamToken;
     const dropped = view.eventTypes.filter((t) => !types.includes(t));
     view.channels = channels;
     view.eventTypes = types;
     writeUrl();
     showView();
-    if (channelsChanged || !source) {
+    if (channelsChanged || tokenChanged || !source) {
       attempt = 0;
       connect();
     } else {
@@ -648,7 +686,7 @@
     if (channel) body += `,"channel":${JSON.stringify(channel)}`;
     body += "}";
     const headers = { "Content-Type": "application/json" };
-    if (ui.token.value) headers.Authorization = `Bearer ${ui.token.value}`;
+    if (token()) headers.Authorization = `Bearer ${token()}`;
 
     // Listen before publishing: the event may arrive before the reply.
     const added = type ? addEventType(type) : false;

@@ -93,6 +93,10 @@ fn options_also_come_from_the_environment() {
         "--publish-token",
         "--cors-origin",
         "--static",
+        "--compress",
+        "--jwt-secret",
+        "--jwt-public-key",
+        "--private",
     ] {
         assert!(help.contains(option), "--help lacks {option}");
         let variable = format!("SSE_HUB_{}", option[2..].replace('-', "_").to_uppercase());

@@ -1,6 +1,7 @@
 //! Resume checked with a client that is not ours: `tests/node/resume.mjs`
 //! drives the real binary with the `eventsource` npm package through a
-//! connection cut, a server restart and a bad `Last-Event-ID`.
+//! connection cut, a server restart and a bad `Last-Event-ID`, and reads a
+//! gzip stream (`--compress`) through a cut too.
 //!
 //! Needs Node 20+ and `npm ci` in `tests/node` (`.ci/run` does it), hence
 //! ignored by a plain `cargo test`:

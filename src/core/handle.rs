@@ -397,10 +397,12 @@ impl Hub {
     /// Ends one client's stream, as if its queue had overflowed: it gets
     /// what is queued for it, then the end of the stream.
     pub fn close(&self, client: ClientId, why: &'static str) {
-        let _ = self.send(Command::Close {
-            client,
-            why: Closed::Asked(why),
-        });
+        self.close_for(client, Closed::Asked(why));
+    }
+
+    /// Ends one client's stream for `why`.
+    pub(crate) fn close_for(&self, client: ClientId, why: Closed) {
+        let _ = self.send(Command::Close { client, why });
     }
 
     /// Registers a subscriber and returns what it is owed. In a cluster,

@@ -221,6 +221,11 @@ impl HubThread {
 
     /// Serves commands until told to stop or until every handle is gone,
     /// then closes every stream.
+    ///
+    /// Wake-ups owed to sleeping threads are paid a few at a time after
+    /// each command, and all of them while no command waits: a publisher
+    /// waits for its own fan-out and at most a few wake-ups, and under a
+    /// steady stream of publishes the sleeping writers are still woken.
     pub(crate) fn run(mut self) {
         loop {
             let command = if self.fallout.wake.is_empty() {
@@ -279,6 +284,7 @@ impl HubThread {
                 Command::Missed { trimmed } => self.missed(trimmed),
                 Command::Shutdown => break,
             }
+            self.wake_some();
         }
         self.shut_down();
     }

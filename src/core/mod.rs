@@ -14,6 +14,7 @@
 pub mod channel;
 pub(crate) mod command;
 pub mod event_id;
+pub(crate) mod gzip;
 pub(crate) mod handle;
 pub(crate) mod history;
 pub(crate) mod hub;

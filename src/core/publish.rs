@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::value::RawValue;
 
 use crate::core::channel::Channel;
-use crate::core::handle::Message;
+use crate::core::handle::{Hub, Message};
 use crate::core::sse::Event;
 use crate::error::Error;
 
@@ -88,6 +88,35 @@ impl PublishBody {
             }
             _ => Err(Error::BodyNotAnObject),
         }
+    }
+
+    /// Publishes the body's messages through `hub`, as one step, and
+    /// returns what `POST /broadcast` answers: `{"id":"<id>","clients":<n>}`
+    /// for one message, `{"ids":[...],"clients":<n>}` for a batch.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HubStopped`] if the hub has stopped; then nothing was
+    /// published.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::{Hub, HubConfig, PublishBody};
+    ///
+    /// let hub = Hub::start(HubConfig::default())?;
+    /// let body = PublishBody::parse(br#"[{"message": "a"}, {"message": "b"}]"#)?;
+    /// let reply = body.publish(&hub)?;
+    /// assert!(reply.starts_with(r#"{"ids":["#) && reply.ends_with(r#"],"clients":0}"#));
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn publish(&self, hub: &Hub) -> Result<String, Error> {
+        Ok(match self {
+            PublishBody::One(message) => hub
+                .publish(&message.event, message.channel.as_ref())?
+                .to_json(),
+            PublishBody::Batch(batch) => hub.publish_batch(batch)?.to_json(),
+        })
     }
 
     /// The messages, one or many, in order.

@@ -14,10 +14,15 @@
 //! When the hub closes the queue (slow client, hang-up, shutdown) it writes
 //! what is left, ends the body and returns.
 //!
+//! A stream offered gzip, whose client accepts it, is compressed batch by
+//! batch with its own compressor (`gzip.rs`): each batch is compressed and
+//! flushed (a sync flush) into the same one chunk, one write, so events
+//! are never held back; the end of the body ends the gzip member first.
+//!
 //! [`StreamRequest`] is what a subscriber asked for (channels, last event
-//! ID, HTTP framing); [`EventStream::open`] registers it with the hub, which
-//! can still refuse it (so the caller can still answer with an error);
-//! [`EventStream::run`] then writes the stream.
+//! ID, HTTP framing, gzip); [`EventStream::open`] registers it with the
+//! hub, which can still refuse it (so the caller can still answer with an
+//! error); [`EventStream::run`] then writes the stream.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -31,6 +36,7 @@ use log::{info, warn};
 use crate::core::channel::{Channel, channel_set};
 use crate::core::command::{ClientId, Grant, SubscribeRequest};
 use crate::core::event_id::EventId;
+use crate::core::gzip::{self, Gzip};
 use crate::core::handle::Hub;
 use crate::core::metrics::Counters;
 use crate::core::queue::{self, Closed, Queue, Took};
@@ -85,6 +91,11 @@ pub struct StreamRequest {
     framing: Framing,
     cors_origin: Option<String>,
     peer: Option<SocketAddr>,
+    /// The server offers gzip for this stream (so the response varies with
+    /// `Accept-Encoding`).
+    gzip_offered: bool,
+    /// The request's `Accept-Encoding` accepts gzip.
+    gzip_accepted: bool,
 }
 
 impl Default for StreamRequest {
@@ -95,7 +106,7 @@ impl Default for StreamRequest {
 
 impl StreamRequest {
     /// A request for every message without a channel, from the start, as a
-    /// chunked HTTP/1.1 response with no CORS header.
+    /// chunked HTTP/1.1 response with no CORS header, not compressed.
     pub fn new() -> StreamRequest {
         StreamRequest {
             channels: Vec::new(),
@@ -103,6 +114,8 @@ impl StreamRequest {
             framing: Framing::Chunked,
             cors_origin: None,
             peer: None,
+            gzip_offered: false,
+            gzip_accepted: false,
         }
     }
 
@@ -178,6 +191,37 @@ impl StreamRequest {
         Ok(self)
     }
 
+    /// Offers gzip, as the server's `--compress` does: the stream is sent
+    /// with `Content-Encoding: gzip` if `accept_encoding`, the value of the
+    /// request's `Accept-Encoding` header, accepts gzip (`gzip;q=0` and
+    /// `identity` do not; `*` does), and the framing is not
+    /// [`Framing::CloseDelimited`] (never for HTTP/1.0). Otherwise it is
+    /// plain. Either way the head says `Vary: Accept-Encoding`, since the
+    /// response now depends on that header. Each compressed stream keeps a
+    /// compressor of about 16 KiB while it runs.
+    ///
+    /// With [`Framing::BodyOnly`] the application writes the head: it adds
+    /// `Content-Encoding: gzip` when [`EventStream::gzip`] says so.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::{Framing, StreamRequest};
+    ///
+    /// let request = StreamRequest::new().offer_gzip(Some("gzip, deflate, br"));
+    /// assert!(request.gzip());
+    /// assert!(!StreamRequest::new().offer_gzip(Some("gzip;q=0, *")).gzip());
+    /// assert!(!StreamRequest::new().offer_gzip(None).gzip());
+    /// // HTTP/1.0 streams stay plain.
+    /// let old = request.framing(Framing::CloseDelimited);
+    /// assert!(!old.gzip());
+    /// ```
+    pub fn offer_gzip(mut self, accept_encoding: Option<&str>) -> StreamRequest {
+        self.gzip_offered = true;
+        self.gzip_accepted = accept_encoding.is_some_and(gzip::accepts_gzip);
+        self
+    }
+
     /// Names the client's address in the log lines of the stream.
     pub fn peer(mut self, peer: Option<SocketAddr>) -> StreamRequest {
         self.peer = peer;
@@ -193,6 +237,12 @@ impl StreamRequest {
     pub fn last_event_id(&self) -> Option<&str> {
         self.last_event_id.as_deref()
     }
+
+    /// True if the stream is to be gzip-compressed: offered, accepted, and
+    /// not close-delimited (see [`StreamRequest::offer_gzip`]).
+    pub fn gzip(&self) -> bool {
+        self.gzip_offered && self.gzip_accepted && self.framing != Framing::CloseDelimited
+    }
 }
 
 /// Why a stream ended.
@@ -200,7 +250,8 @@ impl StreamRequest {
 pub enum Ended {
     /// The hub closed it; the body was ended properly.
     Closed(Closed),
-    /// A write failed, or blocked past the socket's write timeout.
+    /// A write failed, or blocked past the socket's write timeout (or the
+    /// stream's gzip compression failed, which zlib does only on a bug).
     WriteFailed(io::Error),
 }
 
@@ -260,6 +311,9 @@ pub struct EventStream {
     request: StreamRequest,
     grant: Grant,
     queue: Arc<Queue>,
+    /// The stream's compressor, if it is gzip; made when the stream opens,
+    /// dropped when it ends.
+    gzip: Option<Gzip>,
     /// True once the stream has run and said goodbye to the hub.
     done: bool,
 }
@@ -267,6 +321,9 @@ pub struct EventStream {
 impl EventStream {
     /// Registers a subscriber for `request` with `hub`: from now on live
     /// messages queue up for it, and the replay it is owed is set aside.
+    /// A stream that is to be gzip gets its compressor here; if there is no
+    /// memory for one, the stream is sent plain instead (see
+    /// [`EventStream::gzip`]).
     ///
     /// # Errors
     ///
@@ -283,11 +340,20 @@ impl EventStream {
             resume,
             queue: Arc::clone(&queue),
         })?;
+        let gzip = match request.gzip().then(Gzip::new) {
+            Some(Ok(gzip)) => Some(gzip),
+            Some(Err(e)) => {
+                warn!("client {}: sending the stream plain: {e}", grant.client);
+                None
+            }
+            None => None,
+        };
         Ok(EventStream {
             hub: hub.clone(),
             request,
             grant,
             queue,
+            gzip,
             done: false,
         })
     }
@@ -295,6 +361,13 @@ impl EventStream {
     /// The subscriber's ID.
     pub fn client(&self) -> ClientId {
         self.grant.client
+    }
+
+    /// True if the body is gzip-compressed (`Content-Encoding: gzip`). An
+    /// application that writes the response head itself
+    /// ([`Framing::BodyOnly`]) asks this after opening the stream.
+    pub fn gzip(&self) -> bool {
+        self.gzip.is_some()
     }
 
     /// Writes the stream to `out` until it ends: the hub closes it (the
@@ -332,12 +405,16 @@ impl EventStream {
         if let Err(e) = out.write_all(&self.head()) {
             return Ended::WriteFailed(e);
         }
-        let mut body = Body::new(out, self.request.framing);
-        body.push(&self.opening());
+        let mut body = Body::new(out, self.request.framing, self.gzip.take());
+        if let Err(e) = body.push(&self.opening()) {
+            return Ended::WriteFailed(e);
+        }
         let delivered = &self.hub.counters().delivered;
         let mut replayed = 0;
         for frame in std::mem::take(&mut self.grant.replay.frames) {
-            body.push(&frame);
+            if let Err(e) = body.push(&frame) {
+                return Ended::WriteFailed(e);
+            }
             replayed += u64::from(frame.events());
             if body.batch_len() >= MAX_BATCH {
                 if let Err(e) = body.send() {
@@ -372,7 +449,7 @@ impl EventStream {
             match self.queue.take(&mut taken) {
                 Took::Events(events) => {
                     for frame in taken.drain(..) {
-                        body.push(&frame);
+                        body.push(&frame)?;
                         if body.batch_len() >= MAX_BATCH {
                             body.send()?;
                         }
@@ -392,7 +469,7 @@ impl EventStream {
                         self.queue.wait(Some(every - quiet));
                         continue;
                     }
-                    body.push(HEARTBEAT);
+                    body.push(HEARTBEAT)?;
                     body.send()?;
                     last_write = Instant::now();
                 }
@@ -403,6 +480,13 @@ impl EventStream {
 
     /// The status line and headers.
     fn head(&self) -> Vec<u8> {
+        let mut encoding = String::new();
+        if self.request.gzip_offered {
+            encoding.push_str("Vary: Accept-Encoding\r\n");
+        }
+        if self.gzip.is_some() {
+            encoding.push_str("Content-Encoding: gzip\r\n");
+        }
         let (version, connection, framing) = match self.request.framing {
             Framing::BodyOnly => return Vec::new(),
             Framing::Chunked => ("HTTP/1.1", "keep-alive", "Transfer-Encoding: chunked\r\n"),
@@ -420,7 +504,7 @@ impl EventStream {
              Cache-Control: no-cache\r\n\
              Connection: {connection}\r\n\
              X-Accel-Buffering: no\r\n\
-             {cors}{framing}\r\n"
+             {cors}{encoding}{framing}\r\n"
         )
         .into_bytes()
     }
@@ -473,23 +557,30 @@ impl Drop for EventStream {
     }
 }
 
-/// The body of one event stream on `out`, framed as asked, built a batch at
-/// a time.
+/// The body of one event stream on `out`, framed as asked and compressed
+/// if asked, built a batch at a time.
 struct Body<W: Write> {
     out: W,
     framing: Framing,
-    /// The batch being built. With chunked framing its first
-    /// `CHUNK_HEADER_ROOM` bytes are kept free for the chunk-size line, so
-    /// the whole chunk goes out in one write.
+    /// With `Content-Encoding: gzip`, the stream's compressor: events go
+    /// through it as they are pushed, and the batch holds its output.
+    gzip: Option<Gzip>,
+    /// The batch being built, as it goes on the wire. With chunked framing
+    /// its first `CHUNK_HEADER_ROOM` bytes are kept free for the chunk-size
+    /// line, so the whole chunk goes out in one write.
     batch: Vec<u8>,
+    /// Bytes of events pushed into the batch, before any compression.
+    pushed: usize,
 }
 
 impl<W: Write> Body<W> {
-    fn new(out: W, framing: Framing) -> Body<W> {
+    fn new(out: W, framing: Framing, gzip: Option<Gzip>) -> Body<W> {
         Body {
             out,
             framing,
+            gzip,
             batch: Vec::new(),
+            pushed: 0,
         }
     }
 
@@ -497,24 +588,51 @@ impl<W: Write> Body<W> {
         self.framing == Framing::Chunked
     }
 
-    /// Adds bytes (whole events or comments) to the current batch.
-    fn push(&mut self, bytes: &[u8]) {
-        if self.chunked() && self.batch.is_empty() {
-            self.batch.resize(CHUNK_HEADER_ROOM, 0);
+    fn room(&self) -> usize {
+        if self.chunked() { CHUNK_HEADER_ROOM } else { 0 }
+    }
+
+    /// Keeps the room for the chunk-size line at the start of a new batch.
+    fn start_batch(&mut self) {
+        if self.batch.is_empty() {
+            self.batch.resize(self.room(), 0);
         }
-        self.batch.extend_from_slice(bytes);
     }
 
-    /// Bytes in the current batch.
+    /// Adds bytes (whole events or comments) to the current batch.
+    fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.start_batch();
+        match &mut self.gzip {
+            Some(gzip) => gzip.push(bytes, &mut self.batch)?,
+            None => self.batch.extend_from_slice(bytes),
+        }
+        self.pushed += bytes.len();
+        Ok(())
+    }
+
+    /// Bytes of events in the current batch, before any compression.
     fn batch_len(&self) -> usize {
-        let room = if self.chunked() { CHUNK_HEADER_ROOM } else { 0 };
-        self.batch.len().saturating_sub(room)
+        self.pushed
     }
 
-    /// Writes the current batch (as one chunk) and flushes it.
+    /// Writes the current batch (as one chunk) and flushes it; a gzip
+    /// batch is flushed out of the compressor first, so the client can
+    /// decode all of it now.
     fn send(&mut self) -> io::Result<()> {
-        let len = self.batch_len();
+        if self.pushed > 0
+            && let Some(gzip) = &mut self.gzip
+        {
+            gzip.flush(&mut self.batch)?;
+        }
+        self.pushed = 0;
+        self.write_batch()
+    }
+
+    /// Writes the bytes of the batch, framed, in one write, and flushes.
+    fn write_batch(&mut self) -> io::Result<()> {
+        let len = self.batch.len().saturating_sub(self.room());
         if len == 0 {
+            self.batch.clear();
             return self.out.flush();
         }
         let start = if self.chunked() {
@@ -546,9 +664,16 @@ impl<W: Write> Body<W> {
         Ok(())
     }
 
-    /// Ends the body: the last chunk for chunked framing. The connection
-    /// itself closes when the caller is done with it.
+    /// Ends the body: the end of the gzip member (with whatever is still
+    /// in the batch, as one chunk), then the last chunk for chunked
+    /// framing. The connection itself closes when the caller is done with
+    /// it.
     fn finish(mut self) -> io::Result<()> {
+        if let Some(mut gzip) = self.gzip.take() {
+            self.start_batch();
+            gzip.finish(&mut self.batch)?;
+            self.pushed = 0;
+        }
         self.send()?;
         if self.chunked() {
             self.out.write_all(b"0\r\n\r\n")?;
@@ -586,9 +711,9 @@ mod tests {
     #[test]
     fn a_batch_goes_out_as_one_chunk_in_one_write() {
         let recorder = Recorder::default();
-        let mut body = Body::new(recorder.clone(), Framing::Chunked);
-        body.push(&frame("data: a\n\n"));
-        body.push(&frame("data: b\n\n"));
+        let mut body = Body::new(recorder.clone(), Framing::Chunked, None);
+        body.push(&frame("data: a\n\n")).unwrap();
+        body.push(&frame("data: b\n\n")).unwrap();
         body.send().unwrap();
         body.finish().unwrap();
         let writes = recorder.0.lock().unwrap().clone();
@@ -605,12 +730,117 @@ mod tests {
     fn close_delimited_and_bare_bodies_are_raw() {
         for framing in [Framing::CloseDelimited, Framing::BodyOnly] {
             let recorder = Recorder::default();
-            let mut body = Body::new(recorder.clone(), framing);
-            body.push(b"data: x\n\n");
+            let mut body = Body::new(recorder.clone(), framing, None);
+            body.push(b"data: x\n\n").unwrap();
             body.send().unwrap();
             body.finish().unwrap();
             assert_eq!(recorder.0.lock().unwrap().concat(), b"data: x\n\n");
         }
+    }
+
+    /// Splits a chunked body into its chunks' data; panics on bad framing.
+    /// The last chunk must end it.
+    fn chunks(mut wire: &[u8]) -> Vec<Vec<u8>> {
+        let mut chunks = Vec::new();
+        loop {
+            let line = wire.iter().position(|&b| b == b'\n').unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&wire[..line - 1]).unwrap(), 16).unwrap();
+            wire = &wire[line + 1..];
+            if size == 0 {
+                assert_eq!(wire, b"\r\n", "bytes after the last chunk");
+                return chunks;
+            }
+            chunks.push(wire[..size].to_vec());
+            assert_eq!(&wire[size..size + 2], b"\r\n");
+            wire = &wire[size + 2..];
+        }
+    }
+
+    /// A gzip reader that is not zlib: what a client decoded so far.
+    struct Decoder(flate2::write::GzDecoder<Vec<u8>>);
+
+    impl Decoder {
+        fn new() -> Decoder {
+            Decoder(flate2::write::GzDecoder::new(Vec::new()))
+        }
+
+        fn read(&mut self, bytes: &[u8]) -> String {
+            self.0.write_all(bytes).unwrap();
+            self.0.flush().unwrap();
+            String::from_utf8(std::mem::take(self.0.get_mut())).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_gzip_batch_is_one_chunk_that_decodes_at_once() {
+        let recorder = Recorder::default();
+        let gzip = Gzip::new().unwrap();
+        let mut body = Body::new(recorder.clone(), Framing::Chunked, Some(gzip));
+        body.push(&frame("data: a\n\n")).unwrap();
+        body.push(&frame("data: b\n\n")).unwrap();
+        assert_eq!(body.batch_len(), 18);
+        body.send().unwrap();
+        body.push(HEARTBEAT).unwrap();
+        body.send().unwrap();
+        body.send().unwrap(); // nothing pushed: nothing written
+        body.finish().unwrap();
+        let writes = recorder.0.lock().unwrap().clone();
+        // Two batches, the end of the gzip member, and the last chunk.
+        assert_eq!(writes.len(), 4);
+        assert_eq!(writes[3], b"0\r\n\r\n");
+        let mut client = Decoder::new();
+        let decoded: Vec<String> = writes[..3]
+            .iter()
+            .flat_map(|write| chunks(&[write.as_slice(), b"0\r\n\r\n"].concat()))
+            .map(|chunk| client.read(&chunk))
+            .collect();
+        assert_eq!(decoded, ["data: a\n\ndata: b\n\n", ": heartbeat\n", ""]);
+        client.0.try_finish().unwrap(); // a whole member, trailer checked
+    }
+
+    #[test]
+    fn a_gzip_stream_says_so_and_ends_its_member_before_the_last_chunk() {
+        let hub = hub(HubConfig::default());
+        let request = StreamRequest::new().offer_gzip(Some("gzip"));
+        let stream = EventStream::open(&hub, request).unwrap();
+        assert!(stream.gzip());
+        hub.publish(&Event::new("hello"), None).unwrap();
+        hub.stop();
+        let mut out = Vec::new();
+        stream.run(&mut out);
+        let split = out.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = std::str::from_utf8(&out[..split]).unwrap();
+        assert!(head.contains("\r\nContent-Encoding: gzip\r\n"), "{head}");
+        assert!(head.contains("\r\nVary: Accept-Encoding\r\n"), "{head}");
+        let mut client = Decoder::new();
+        let text: String = chunks(&out[split..])
+            .iter()
+            .map(|chunk| client.read(chunk))
+            .collect();
+        client.0.try_finish().unwrap();
+        let events = Parser::new().feed(text.as_bytes());
+        assert_eq!(events[0].event_type, "connection");
+        assert_eq!(events[1].data, "hello");
+    }
+
+    #[test]
+    fn an_offer_not_taken_is_plain_and_still_says_vary() {
+        let hub = hub(HubConfig::default());
+        for (accept, framing) in [
+            (None, Framing::Chunked),
+            (Some("gzip;q=0"), Framing::Chunked),
+            (Some("gzip"), Framing::CloseDelimited),
+        ] {
+            let request = StreamRequest::new().framing(framing).offer_gzip(accept);
+            let stream = EventStream::open(&hub, request).unwrap();
+            assert!(!stream.gzip(), "{accept:?} {framing:?}");
+            let head = String::from_utf8(stream.head()).unwrap();
+            assert!(!head.contains("Content-Encoding"), "{head}");
+            assert!(head.contains("\r\nVary: Accept-Encoding\r\n"), "{head}");
+        }
+        let plain = EventStream::open(&hub, StreamRequest::new()).unwrap();
+        assert!(!String::from_utf8(plain.head()).unwrap().contains("Vary"));
     }
 
     fn hub(config: HubConfig) -> Hub {

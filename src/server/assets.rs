@@ -13,7 +13,7 @@ use log::warn;
 use percent_encoding::percent_decode_str;
 use sse_hub_tiny_http::{Method, Request, Response};
 
-use super::accept::Context;
+use super::Context;
 use super::reply::{Refusal, add_headers};
 use super::route::{method_not_allowed, path_of};
 
@@ -48,6 +48,7 @@ impl Assets {
 }
 
 /// Serves a web client file, or 404.
+#[inline(never)]
 pub(super) fn serve(ctx: &Context, request: Request) {
     if !matches!(request.method(), Method::Get | Method::Head) {
         return method_not_allowed(ctx, request, "GET, HEAD, OPTIONS");

@@ -2,45 +2,55 @@
 //! through the hub, reply with the new IDs.
 //!
 //! Checks run cheapest first and before anything is published: method,
-//! bearer token (before the body is read, so an unauthenticated client
-//! cannot make the server read a large body), declared size, body size as
-//! read, then the body itself (`core/publish.rs`: UTF-8, JSON, fields, all
-//! or nothing for a batch). Any failure answers `{"error": ...}` and
-//! publishes nothing.
+//! bearer token (`access.rs`; before the body is read, so an
+//! unauthenticated client cannot make the server read a large body),
+//! declared size, body size as read, the body itself (`core/publish.rs`:
+//! UTF-8, JSON, fields, all or nothing for a batch), then whether the
+//! token covers every message's channel. Any failure answers
+//! `{"error": ...}` and publishes nothing.
 
-use std::io::{self, Read};
+use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sse_hub_tiny_http::{Method, Request};
 
 use crate::core::publish::PublishBody;
 
-use super::accept::Context;
-use super::reaper::Deadline;
+use super::Context;
 use super::reply::Refusal;
-use super::route::{header_value, method_not_allowed};
+use super::route::method_not_allowed;
 
-/// Answers one publish request. `deadline`, if the body may take time to
-/// arrive, is the guard the router armed for it.
-pub(super) fn publish(ctx: &Arc<Context>, mut request: Request, deadline: Option<&Deadline>) {
+/// Room read into at a time; a body is at most `--max-body` anyway.
+const READ_STEP: usize = 16 * 1024;
+
+/// Answers one publish request.
+#[inline(never)]
+pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
     if *request.method() != Method::Post {
+        request.stop_reading();
         return method_not_allowed(ctx, request, "POST, OPTIONS");
     }
-    if !authorized(ctx.config.publish_token.as_deref(), &request) {
-        return ctx.replies.refuse(request, &Refusal::Unauthorized);
+    let publisher = match ctx.access.check_publisher(&request) {
+        Ok(publisher) => publisher,
+        Err(refusal) => {
+            request.stop_reading();
+            return ctx.replies.refuse(request, &refusal);
+        }
+    };
+    let body = read_body(&mut request, ctx.config.max_body, ctx.config.body_timeout);
+    // The next request on this connection may idle as long as any.
+    let _ = request.set_read_timeout(Some(ctx.config.idle_timeout));
+    if body.is_err() {
+        // Where the body ends is not known, or not worth waiting for: the
+        // connection closes after the reply.
+        request.stop_reading();
     }
-    let outcome = read_body(&mut request, ctx.config.max_body, deadline)
-        .and_then(|body| PublishBody::parse(&body).map_err(Refusal::from))
-        .and_then(|body| {
-            let reply = match &body {
-                PublishBody::One(message) => ctx
-                    .hub
-                    .publish(&message.event, message.channel.as_ref())?
-                    .to_json(),
-                PublishBody::Batch(batch) => ctx.hub.publish_batch(batch)?.to_json(),
-            };
-            Ok(reply)
-        });
+    let outcome = body.and_then(|body| {
+        let body = PublishBody::parse(&body)?;
+        publisher.check(body.messages())?;
+        Ok(body.publish(&ctx.hub)?)
+    });
     match outcome {
         Ok(reply) => ctx
             .replies
@@ -49,59 +59,38 @@ pub(super) fn publish(ctx: &Arc<Context>, mut request: Request, deadline: Option
     }
 }
 
-/// True if no token is configured, or the request carries
-/// `Authorization: Bearer <token>` with the right one.
-fn authorized(token: Option<&str>, request: &Request) -> bool {
-    let Some(token) = token else {
-        return true;
-    };
-    let given = header_value(request, "Authorization").and_then(|v| v.split_once(' '));
-    match given {
-        Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("Bearer") => {
-            constant_time_eq(credentials.trim().as_bytes(), token.as_bytes())
-        }
-        _ => false,
-    }
-}
-
-/// Compares every byte whatever the first difference, so the time taken does
-/// not tell an attacker how much of a guess was right. (The length is not
-/// secret.)
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(difference) == 0
-}
-
-/// Reads at most `limit` bytes of body.
-fn read_body(
-    request: &mut Request,
-    limit: usize,
-    deadline: Option<&Deadline>,
-) -> Result<Vec<u8>, Refusal> {
+/// Reads at most `limit` bytes of body, all of it within `timeout`: each
+/// read from the socket may wait only for what is left of it.
+fn read_body(request: &mut Request, limit: usize, timeout: Duration) -> Result<Vec<u8>, Refusal> {
     let declared = request.body_length();
     if declared.is_some_and(|n| n > limit) {
         return Err(Refusal::BodyTooLarge { limit });
     }
+    let deadline = Instant::now() + timeout;
     let mut body = Vec::with_capacity(declared.unwrap_or(0));
-    let read = request
-        .as_reader()
-        .take(limit as u64 + 1)
-        .read_to_end(&mut body);
-    let timed_out = read.as_ref().is_err_and(|e| {
-        matches!(
-            e.kind(),
-            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        )
-    });
-    if timed_out || deadline.is_some_and(Deadline::expired) {
-        return Err(Refusal::BodyTimedOut);
-    }
-    read.map_err(Refusal::BodyUnreadable)?;
-    if body.len() > limit {
-        return Err(Refusal::BodyTooLarge { limit });
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Refusal::BodyTimedOut);
+        }
+        request
+            .set_read_timeout(Some(left))
+            .map_err(Refusal::BodyUnreadable)?;
+        let filled = body.len();
+        body.resize(filled + READ_STEP.min(limit + 1 - filled), 0);
+        let reading = Instant::now();
+        let read = request.as_reader().read(&mut body[filled..]);
+        body.truncate(filled + *read.as_ref().unwrap_or(&0));
+        match read {
+            Ok(0) => break,
+            Ok(_) if body.len() > limit => return Err(Refusal::BodyTooLarge { limit }),
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            // The chunked decoder reports a read that timed out as a broken
+            // chunk: any failure once the time was up is the deadline.
+            Err(_) if reading.elapsed() >= left => return Err(Refusal::BodyTimedOut),
+            Err(e) => return Err(Refusal::BodyUnreadable(e)),
+        }
     }
     if declared.is_some_and(|n| body.len() < n) {
         let short = io::Error::new(
@@ -111,17 +100,4 @@ fn read_body(
         return Err(Refusal::BodyUnreadable(short));
     }
     Ok(body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_compare_exactly() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-        assert!(!constant_time_eq(b"", b"x"));
-    }
 }

@@ -2,38 +2,49 @@
 //! room on it.
 //!
 //! ```text
-//!  socket ─> tiny_http ─> acceptor ─> worker pool ─> route
-//!            (accept.rs)  (accept.rs)  (pool.rs)     (route.rs)
-//!              ├─ GET /events ───> events.rs: register, then a thread
-//!              │                   writes the stream (core/writer.rs)
-//!              ├─ POST /broadcast ─> broadcast.rs: check, publish (core)
+//!  socket ─> tiny_http: accept thread, then one thread per connection,
+//!            which reads each request and hands it to route.rs
+//!              ├─ GET /events ───> events.rs: access.rs checks the token a
+//!              │                   private channel needs; register with the hub, then
+//!              │                   this same thread writes the stream
+//!              │                   (core/writer.rs); hangup.rs watches
+//!              │                   the socket meanwhile
+//!              ├─ POST /broadcast ─> broadcast.rs: check (the token: access.rs),
+//!              │                     read, publish
 //!              └─ the rest ──────> assets.rs, /healthz, /stats, /metrics
 //!  every reply: reply.rs
 //! ```
 //!
-//! Starting and stopping: the [`Server`] binds the socket (`listener.rs`),
-//! starts a hub, the acceptor and the reaper on their own threads, and
-//! watches them. [`Server::run`] blocks until a [`Stopper`] asks it to
-//! stop, then shuts down in order: the hub closes every stream (each ends
-//! its HTTP body properly), the acceptor stops taking requests, and `run`
-//! returns. If one of those threads ends on its own instead (a bug, a
-//! panic), `run` returns an error at once: a process whose hub is dead must
-//! not look alive to its supervisor.
+//! A request is answered on the thread that read it, so a connection's
+//! requests are answered in order, a publish crosses to the hub thread and
+//! back and nothing else, and a slow client holds only its own connection.
+//! A subscriber's stream runs on its connection's thread, and when it ends
+//! the thread goes back to serving: the next subscriber often finds one
+//! waiting.
 //!
-//! What the server does to the process, and a library user should know:
+//! Starting and stopping: the [`Server`] binds the socket (`listener.rs`),
+//! starts a hub, tiny_http's accept thread and the hang-up watcher, and
+//! watches them all. [`Server::run`] blocks until a [`Stopper`] asks it to
+//! stop, then shuts down in order: the hub closes every stream (each ends
+//! its HTTP body properly), the port closes, and `run` returns. If one of
+//! those threads ends on its own instead (a bug, a panic), `run` returns an
+//! error at once: a process whose hub or port is dead must not look alive
+//! to its supervisor, so the binary exits non-zero and the supervisor
+//! restarts it.
+//!
+//! What the server does to the process, which a library user should know:
 //! at [`Server::bind`] it raises the soft limit on open files to the hard
-//! limit (`capacity.rs`), and its reaper lists the process's open file
-//! descriptors to find a stalled connection (`reaper.rs`).
+//! limit (`capacity.rs`), and it may lower `max_clients` to what the
+//! system's limits can hold. Nothing else outside its own sockets and
+//! threads.
 
-mod accept;
+pub mod access;
 mod assets;
 mod broadcast;
 pub mod capacity;
-mod connections;
 mod events;
+mod hangup;
 mod listener;
-mod pool;
-mod reaper;
 mod reply;
 mod route;
 
@@ -49,13 +60,29 @@ use crate::config::Config;
 use crate::core::Hub;
 use crate::error::Error;
 
-use accept::Context;
-use reaper::Reaper;
+use access::Access;
+use assets::Assets;
+use hangup::HangUps;
 use reply::Replies;
 
 /// How long `run` waits for the hub to close every stream at shutdown; the
-/// hub itself gives its writers a little less.
+/// hub itself gives its streams a little less.
 const STOP_GRACE: Duration = Duration::from_millis(1800);
+
+/// The stack of a connection's thread. Only the pages a thread touches
+/// count towards memory, and a stream's thread, which lives as long as its
+/// stream, touches few; the rest is room for the deepest request.
+const CONNECTION_STACK: usize = 256 * 1024;
+
+/// Everything a request's handler needs, shared by all of them.
+pub(crate) struct Context {
+    pub(crate) config: Config,
+    pub(crate) access: Access,
+    pub(crate) hub: Hub,
+    pub(crate) replies: Arc<Replies>,
+    pub(crate) assets: Assets,
+    pub(crate) hangups: Arc<HangUps>,
+}
 
 enum Signal {
     Stop,
@@ -101,10 +128,10 @@ impl Stopper {
 /// # Ok::<(), sse_hub::Error>(())
 /// ```
 pub struct Server {
-    http: Arc<sse_hub_tiny_http::Server>,
-    ctx: Arc<Context>,
+    /// Held for its drop, which closes the port and ends the accept thread.
+    _port: sse_hub_tiny_http::Server,
     hub: Hub,
-    reaper: Reaper,
+    hangups: Arc<HangUps>,
     local_addr: SocketAddr,
     signals: (Sender<Signal>, Receiver<Signal>),
 }
@@ -112,8 +139,9 @@ pub struct Server {
 impl Server {
     /// Checks the configuration, works out how many subscribers the system
     /// can hold (possibly lowering `hub.max_clients`, with a warning), binds
-    /// the listening socket and starts the hub, so that publishing works at
-    /// once; streams are served from [`Server::run`] on.
+    /// the listening socket and starts the hub and the threads that serve
+    /// connections: the server serves from here on; [`Server::run`] watches
+    /// it and stops it when asked.
     ///
     /// # Errors
     ///
@@ -121,6 +149,7 @@ impl Server {
     /// [`Error::ThreadDied`] if the system refused a thread.
     pub fn bind(mut config: Config) -> Result<Server, Error> {
         config.validate()?;
+        let access = Access::new(&config)?;
         let capacity = capacity::plan(config.hub.max_clients);
         if let Some(limit) = &capacity.lowered_by {
             warn!(
@@ -143,19 +172,7 @@ impl Server {
         let listener =
             listener::bind(config.listen, config.write_timeout).map_err(cannot_listen)?;
         let local_addr = listener.local_addr().map_err(cannot_listen)?;
-        let replies = Replies::new(&config.cors_origin)?;
-        let options = sse_hub_tiny_http::ConnectionOptions {
-            // A connection that idles while a request is expected is closed.
-            read_timeout: Some(config.idle_timeout),
-            // The requests tiny_http answers itself (it cannot read them)
-            // get the CORS header like every other response.
-            error_headers: vec![replies.cors_header()],
-        };
-        let http = sse_hub_tiny_http::Server::from_listener_with_options(listener, None, options)
-            .map_err(|e| Error::CannotListen {
-            addr: config.listen,
-            source: std::io::Error::other(e.to_string()),
-        })?;
+        let replies = Arc::new(Replies::new(&config.cors_origin)?);
 
         let signals = crossbeam_channel::unbounded();
         let hub_ended = Report("hub", signals.0.clone());
@@ -165,13 +182,44 @@ impl Server {
             })?,
             Some(cluster) => start_clustered(&config, cluster, hub_ended)?,
         };
-        let reaper = Reaper::new(local_addr.port());
-        let ctx = Context::new(config, replies, hub.clone(), reaper.clone());
+        let hangups =
+            Arc::new(HangUps::new(hub.clone()).map_err(|_| Error::ThreadDied("hang-up watcher"))?);
+        supervise("hang-up watcher", &signals.0, {
+            let hangups = Arc::clone(&hangups);
+            move || hangups.run()
+        })?;
+
+        let options = sse_hub_tiny_http::ConnectionOptions {
+            // A connection that idles while a request is expected is closed.
+            read_timeout: Some(config.idle_timeout),
+            // The requests tiny_http answers itself (it cannot read them)
+            // get the same JSON errors and CORS header as every other.
+            error_reply: Some(replies.error_reply()),
+            stack_size: Some(CONNECTION_STACK),
+        };
+        let ctx = Arc::new(Context {
+            assets: Assets::new(config.static_dir.clone()),
+            access,
+            config,
+            hub: hub.clone(),
+            replies,
+            hangups: Arc::clone(&hangups),
+        });
+        let accept_ended = Report("acceptor", signals.0.clone());
+        let http = sse_hub_tiny_http::Server::from_listener_with_handler(
+            listener,
+            options,
+            Arc::new(move |request| route::route(&ctx, request)),
+            Box::new(move || drop(accept_ended)),
+        )
+        .map_err(|e| Error::CannotListen {
+            addr: local_addr,
+            source: std::io::Error::other(e.to_string()),
+        })?;
         Ok(Server {
-            http: Arc::new(http),
-            ctx: Arc::new(ctx),
+            _port: http,
             hub,
-            reaper,
+            hangups,
             local_addr,
             signals,
         })
@@ -197,28 +245,10 @@ impl Server {
     ///
     /// # Errors
     ///
-    /// [`Error::ThreadDied`] if the hub, the acceptor or the reaper ended
-    /// unexpectedly; the server has then stopped serving.
+    /// [`Error::ThreadDied`] if the hub, the accept thread or the hang-up
+    /// watcher ended unexpectedly; the server has then stopped serving.
     pub fn run(self) -> Result<(), Error> {
-        let (tell, signals) = self.signals;
-        let Server {
-            http,
-            ctx,
-            hub,
-            reaper,
-            ..
-        } = self;
-        let acceptor = {
-            let (http, ctx) = (Arc::clone(&http), Arc::clone(&ctx));
-            move || {
-                if let Err(e) = accept::accept(&http, &ctx) {
-                    error!("the HTTP server stopped taking requests: {e}");
-                }
-            }
-        };
-        supervise("acceptor", &tell, acceptor)?;
-        supervise("reaper", &tell, move || reaper.run())?;
-
+        let signals = &self.signals.1;
         let died = match signals.recv() {
             Ok(Signal::Ended { thread }) => Some(thread),
             Ok(Signal::Stop) | Err(_) => None,
@@ -232,21 +262,30 @@ impl Server {
 
         info!(
             "stopping: closing {} streams",
-            hub.counters()
+            self.hub
+                .counters()
                 .clients
                 .load(std::sync::atomic::Ordering::Relaxed)
         );
-        ctx.stop();
-        hub.stop();
-        http.unblock();
+        self.hub.stop();
         let deadline = Instant::now() + STOP_GRACE;
         while let Ok(signal) = signals.recv_deadline(deadline) {
             if matches!(signal, Signal::Ended { thread: "hub" }) {
                 break;
             }
         }
+        drop(self);
         info!("stopped");
         Ok(())
+    }
+}
+
+impl Drop for Server {
+    /// Stops the hub and the watcher; then dropping `http` closes the port
+    /// and ends the accept thread.
+    fn drop(&mut self) {
+        self.hub.stop();
+        self.hangups.stop();
     }
 }
 

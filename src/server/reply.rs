@@ -7,12 +7,15 @@
 
 use std::fmt;
 use std::io::{self, Cursor, Read};
+use std::sync::Arc;
 
 use log::debug;
 use serde::Serialize;
 use sse_hub_tiny_http::{Header, Method, Request, Response, StatusCode};
 
 use crate::error::Error;
+
+use super::access::{NotCovered, TOKEN_COOKIE, TokenFault};
 
 /// Seconds a client is asked to wait after a 503.
 pub(crate) const RETRY_AFTER_SECS: &str = "5";
@@ -32,8 +35,10 @@ pub(crate) enum Refusal {
     BodyTimedOut,
     /// A publish body could not be read.
     BodyUnreadable(io::Error),
-    /// A publish request lacks the right bearer token.
-    Unauthorized,
+    /// No token where one is needed, or one that is not valid.
+    Unauthorized(TokenFault),
+    /// A valid token that does not cover a channel asked for.
+    Forbidden(NotCovered),
     /// No route or web client file has this path.
     NotFound(String),
     /// The method is not one the route takes.
@@ -46,7 +51,8 @@ impl Refusal {
     pub(crate) fn status(&self) -> u16 {
         match self {
             Refusal::Invalid(_) | Refusal::UnexpectedBody | Refusal::BodyUnreadable(_) => 400,
-            Refusal::Unauthorized => 401,
+            Refusal::Unauthorized(_) => 401,
+            Refusal::Forbidden(_) => 403,
             Refusal::NotFound(_) => 404,
             Refusal::MethodNotAllowed { .. } => 405,
             Refusal::BodyTimedOut => 408,
@@ -58,7 +64,16 @@ impl Refusal {
     /// Headers the status needs beside the body.
     fn headers(&self) -> Vec<(&'static str, &'static str)> {
         match self {
-            Refusal::Unauthorized => vec![("WWW-Authenticate", "Bearer")],
+            // RFC 6750 (3.1): a token that was sent and failed is
+            // `invalid_token`; one that does not reach far enough is
+            // `insufficient_scope`; a missing one gets no error code.
+            Refusal::Unauthorized(TokenFault::Invalid(_)) => {
+                vec![("WWW-Authenticate", r#"Bearer error="invalid_token""#)]
+            }
+            Refusal::Unauthorized(_) => vec![("WWW-Authenticate", "Bearer")],
+            Refusal::Forbidden(_) => {
+                vec![("WWW-Authenticate", r#"Bearer error="insufficient_scope""#)]
+            }
             Refusal::MethodNotAllowed { allow, .. } => vec![("Allow", allow)],
             Refusal::Unavailable(_) => vec![("Retry-After", RETRY_AFTER_SECS)],
             _ => Vec::new(),
@@ -88,9 +103,42 @@ impl fmt::Display for Refusal {
             }
             Refusal::BodyTimedOut => f.write_str("body did not arrive in time"),
             Refusal::BodyUnreadable(e) => write!(f, "body could not be read: {e}"),
-            Refusal::Unauthorized => f.write_str(
-                "missing or wrong bearer token: send the header Authorization: Bearer <token>",
-            ),
+            Refusal::Unauthorized(fault) => match fault {
+                TokenFault::NotThePublishToken => f.write_str(
+                    "missing or wrong bearer token: send the header Authorization: Bearer <token>",
+                ),
+                TokenFault::NoneToPublish => f.write_str(
+                    "no token: publishing needs one, sent as the header Authorization: Bearer <token>",
+                ),
+                TokenFault::NoneToSubscribe(channel) => write!(
+                    f,
+                    "no token: channel {channel} is private; send a token as the header \
+                     Authorization: Bearer <token>, the query parameter token= or the cookie \
+                     {TOKEN_COOKIE}"
+                ),
+                TokenFault::Invalid(why) => write!(f, "bad token: {why}"),
+            },
+            Refusal::Forbidden(what) => match what {
+                NotCovered::Subscribe(channel) => write!(
+                    f,
+                    "the token does not allow subscribing to channel {channel}"
+                ),
+                NotCovered::Publish { channel, index } => {
+                    if let Some(index) = index {
+                        write!(f, "batch element {index}: ")?;
+                    }
+                    match channel {
+                        Some(channel) => write!(
+                            f,
+                            "the token does not allow publishing to channel {channel}"
+                        ),
+                        None => f.write_str(
+                            "the token does not allow publishing to everyone: a message \
+                             without a channel needs \"*\" in the token's publish list",
+                        ),
+                    }
+                }
+            },
             Refusal::NotFound(path) => write!(f, "no such page: {path}"),
             Refusal::MethodNotAllowed { method, allow } => {
                 write!(f, "method {method} is not allowed here; use {allow}")
@@ -125,9 +173,15 @@ impl Replies {
         &self.origin
     }
 
-    /// The CORS header, for replies built elsewhere (tiny_http's own).
-    pub(crate) fn cors_header(&self) -> Header {
-        self.cors.clone()
+    /// How tiny_http builds its own replies, to requests it cannot read:
+    /// the same JSON error and headers as every other.
+    pub(crate) fn error_reply(&self) -> sse_hub_tiny_http::ErrorReply {
+        let headers: Vec<Header> = [("Content-Type", "application/json")]
+            .iter()
+            .filter_map(|(name, value)| header(name, value))
+            .chain([self.cors.clone()])
+            .collect();
+        Arc::new(move |_status, what| (headers.clone(), error_json(what).into_bytes()))
     }
 
     /// Sends a complete response with the CORS header.

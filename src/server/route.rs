@@ -1,31 +1,45 @@
-//! One request to one route: `/events` to a subscriber's stream,
-//! `/broadcast` to a publish, and the small routes (`/healthz`, `/stats`,
-//! `/metrics`, the web client) answered here.
+//! One request to one route, on the thread that serves its connection:
+//! `/events` to a subscriber's stream, `/broadcast` to a publish, and the
+//! small routes (`/healthz`, `/stats`, `/metrics`, the web client) answered
+//! here.
 
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
+use log::error;
 use sse_hub_tiny_http::{Method, Request};
 
-use super::accept::{Context, InProgress};
+use super::Context;
 use super::reply::Refusal;
 use super::{assets, broadcast, events};
 
-/// Answers one request (on a worker thread).
+/// Answers one request. A bug in one handler costs that request (it gets a
+/// `500`), never the connection's thread.
+///
+/// Each route is a function of its own (`#[inline(never)]`): a stream runs
+/// for hours below this frame, and every stack page a frame ever touched
+/// stays in memory as long, so this frame must not hold the locals of
+/// every other route.
 pub(crate) fn route(ctx: &Arc<Context>, request: Request) {
-    let in_progress = InProgress::new(ctx, request.remote_addr().copied());
-    // Held until the request is answered and dropped: dropping a request
-    // whose body was not read drains it, which may wait on the client too.
-    let deadline = has_body(&request)
-        .then(|| request.remote_addr().copied())
-        .flatten()
-        .map(|peer| ctx.reaper.arm(peer, ctx.config.body_timeout));
+    if catch_unwind(AssertUnwindSafe(|| handle(ctx, request))).is_err() {
+        error!("a request handler panicked; the request got a 500");
+    }
+}
 
+fn handle(ctx: &Arc<Context>, request: Request) {
+    let path = path_of(request.url());
+    let publish = path == "/broadcast" && *request.method() == Method::Post;
+    if !publish && has_body(&request) {
+        // No other request's body is read; the connection closes after the
+        // reply instead of waiting for the body to find the next request.
+        request.stop_reading();
+    }
     if *request.method() == Method::Options {
         return ctx.replies.preflight(request);
     }
-    match path_of(request.url()) {
-        "/events" => events::subscribe(ctx, request, in_progress),
-        "/broadcast" => broadcast::publish(ctx, request, deadline.as_ref()),
+    match path {
+        "/events" => events::subscribe(ctx, request),
+        "/broadcast" => broadcast::publish(ctx, request),
         "/healthz" => ctx
             .replies
             .small_get(request, "text/plain; charset=utf-8", b"ok".to_vec()),
@@ -47,9 +61,7 @@ pub(crate) fn route(ctx: &Arc<Context>, request: Request) {
     }
 }
 
-/// True if the request has a body, which we read (or drain, when the
-/// request is dropped) from the socket ourselves, so it may wait on the
-/// client.
+/// True if the request has a body.
 pub(crate) fn has_body(request: &Request) -> bool {
     header_value(request, "Transfer-Encoding").is_some()
         || request.body_length().is_some_and(|n| n > 0)

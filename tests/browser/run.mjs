@@ -14,7 +14,7 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import fs from "node:fs";
 import http from "node:http";
 import path from "node:path";
@@ -189,12 +189,14 @@ function holdStream(hub) {
 /**
  * A fresh browser context and page on `route` of a new hub started with
  * `args`. Everything is torn down after the test, with a screenshot first.
+ * `beforeGoto(page)` runs before the page loads, to watch its requests.
  */
-async function scene(t, { args = [], route = "/", contextOptions = {} } = {}) {
+async function scene(t, { args = [], route = "/", contextOptions = {}, beforeGoto = () => {} } = {}) {
   const hub = await Hub.start(args);
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, ...contextOptions });
   const page = await context.newPage();
   const problems = watch(page);
+  beforeGoto(page);
   const hubs = [hub];
   t.after(async () => {
     await page.screenshot({ path: path.join(SHOTS, `${slug(t.name)}.png`) }).catch(() => {});
@@ -635,6 +637,52 @@ test("publish errors show the hub's own error text", { timeout: TEST_GUARD_MS },
   assertClean(problems);
 });
 
+test("a private channel needs a token: refused without one, joined with one", { timeout: TEST_GUARD_MS }, async (t) => {
+  const secret = "a browser-test secret, long enough for HS256";
+  // Tokens come from the binary's own `token` subcommand.
+  const mint = (...args) =>
+    execFileSync(BIN, ["token", ...args], { env: { ...process.env, SSE_HUB_JWT_SECRET: secret } })
+      .toString()
+      .trim();
+  const { hub, page, problems } = await scene(t, {
+    args: ["--jwt-secret", secret, "--private", "user:*"],
+    route: "/?channel=user:42",
+  });
+
+  // No token: 401, which no retry can fix, so the page stops and says why.
+  await waitState(page, "closed");
+  const detail = await text(page, "#state-detail");
+  assert.match(detail, /^refused \(401\): no token: channel user:42 is private/);
+  assert.equal((await entries(page, "connection")).length, 0);
+  assert.equal((await hub.stats()).clients, 0);
+
+  // With a token that covers the channel: joined, and the token is in
+  // neither the page's address nor the log.
+  const token = mint("--subscribe", "user:42", "--publish", "user:*");
+  await page.fill("#token", token);
+  await page.press("#token", "Enter");
+  await waitState(page, "open");
+  const hello = await connection(page);
+  assert.deepEqual(hello.channels, ["user:42"]);
+  assert.ok(!page.url().includes(token), "the token is in the address bar");
+  assert.ok(!hub.log.includes(token.split(".")[2]), "the token is in the hub's log");
+
+  // The same token publishes from the form (Authorization: Bearer).
+  const reply = await publishFromForm(page, { message: "for 42", channel: "user:42", token });
+  assert.match(reply, /^Published \S+ to 1 client$/);
+  assert.equal((await entry(page, "for 42")).channel, "user:42");
+  // ...but only where its publish list says.
+  const outside = await publishFromForm(page, { message: "x", channel: "news", token });
+  assert.match(outside, /^403 .*: the token does not allow publishing to channel news$/);
+
+  // A valid token for another channel: 403, said as such.
+  await page.fill("#token", mint("--subscribe", "user:43"));
+  await page.press("#token", "Enter");
+  await waitState(page, "closed");
+  assert.match(await text(page, "#state-detail"), /^refused \(403\): the token does not allow subscribing to channel user:42$/);
+  assertClean(problems);
+});
+
 test("the log follows new events unless the reader scrolled up", { timeout: TEST_GUARD_MS }, async (t) => {
   const { hub, page, problems } = await scene(t, { contextOptions: { viewport: { width: 1000, height: 700 } } });
   await waitState(page, "open");
@@ -736,6 +784,36 @@ test("a tour of the console, for the README screenshot", { timeout: TEST_GUARD_M
     fs.mkdirSync(path.dirname(DOCS_SHOT), { recursive: true });
     fs.copyFileSync(path.join(SHOTS, "tour.png"), DOCS_SHOT);
   }
+  assertClean(problems);
+});
+
+test("with --compress the stream comes gzipped and each event shows before the next is sent", { timeout: TEST_GUARD_MS }, async (t) => {
+  // Chromium asks for gzip by itself; record what it asked and got.
+  const streams = [];
+  const { hub, page, problems } = await scene(t, {
+    args: ["--compress"],
+    beforeGoto: (p) =>
+      p.on("response", (response) => {
+        if (new URL(response.url()).pathname === "/events") {
+          streams.push(Promise.all([response.request().allHeaders(), response.allHeaders()]));
+        }
+      }),
+  });
+  await waitState(page, "open");
+  await connection(page);
+  const [[asked, got]] = await Promise.all(streams);
+  assert.match(asked["accept-encoding"] ?? "", /\bgzip\b/, "Chromium did not ask for gzip");
+  assert.equal(got["content-encoding"], "gzip");
+  assert.equal(got.vary, "Accept-Encoding");
+
+  // Nothing is published until the previous message shows: a message held
+  // back in the compressor would never show, and the wait would fail.
+  for (let i = 0; i < 5; i += 1) {
+    const message = `compressed ${i}: ${"the same words again and again, ".repeat(30)}`;
+    const id = await hub.send({ message });
+    assert.equal((await entry(page, message)).id, id);
+  }
+  assert.equal(await text(page, "#received"), "5");
   assertClean(problems);
 });
 

@@ -1,6 +1,8 @@
 //! The one shared test helper: start the real `sse-hub` binary on port 0,
 //! talk HTTP to it over TCP, and read event streams with a small client that
-//! parses them the way the WHATWG standard says a browser does.
+//! parses them the way the WHATWG standard says a browser does (and, for a
+//! `Content-Encoding: gzip` stream, decodes it as it arrives, with a gzip
+//! decoder that is not the server's zlib).
 //!
 //! Timeouts here only guard against hangs: a helper that waits too long
 //! panics with what it was waiting for.
@@ -8,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this
 
 pub mod proxy;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -16,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use flate2::write::GzDecoder;
 use serde_json::Value;
 
 /// How long any single wait may take before the test fails as hung.
@@ -53,18 +57,54 @@ impl Hub {
         Hub::spawn("127.0.0.1:0", args, &[], Logs::Unread)
     }
 
+    /// Starts the binary on a free port with extra `args`, allowed at most
+    /// `nofile` open descriptors (`RLIMIT_NOFILE`, soft and hard) from its
+    /// first instruction on.
+    pub fn start_with_fd_limit(args: &[&str], nofile: u64) -> Hub {
+        use std::os::unix::process::CommandExt;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-hub"));
+        let limit = libc::rlimit {
+            rlim_cur: nofile,
+            rlim_max: nofile,
+        };
+        // SAFETY: setrlimit(2) is async-signal-safe, and the closure touches
+        // nothing else between fork and exec.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::last_os_error())
+                }
+            });
+        }
+        command.arg("--listen").arg("127.0.0.1:0").args(args);
+        Hub::from_command(command, &[], Logs::Read)
+    }
+
     fn spawn(listen: &str, args: &[&str], env: &[(&str, &str)], logs: Logs) -> Hub {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
-            .arg("--listen")
-            .arg(listen)
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sse-hub"));
+        command.arg("--listen").arg(listen).args(args);
+        Hub::from_command(command, env, logs)
+    }
+
+    /// Starts one of the crate's examples (built by `cargo test`), which
+    /// says where it listens the way the binary does.
+    pub fn start_example(name: &str, args: &[&str], env: &[(&str, &str)]) -> Hub {
+        let mut command = Command::new(example_path(name));
+        command.args(args);
+        Hub::from_command(command, env, Logs::Read)
+    }
+
+    fn from_command(mut command: Command, env: &[(&str, &str)], logs: Logs) -> Hub {
+        let mut child = command
             .env("RUST_LOG", "info")
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .expect("start sse-hub");
+            .expect("start the program");
         let log = Arc::new(Mutex::new(String::new()));
         let (found, addr) = crossbeam_channel::bounded(1);
         let stderr = child.stderr.take().expect("stderr is piped");
@@ -116,6 +156,11 @@ impl Hub {
     /// Waits for the process to exit (after a signal sent by the test).
     pub fn wait(&mut self) -> ExitStatus {
         wait_with_guard(&mut self.child)
+    }
+
+    /// The exit status if the process has exited, without waiting.
+    pub fn try_wait(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().expect("wait for sse-hub")
     }
 
     pub fn pid(&self) -> u32 {
@@ -209,6 +254,17 @@ impl Hub {
 
     /// Waits until `/stats` satisfies `ok`.
     pub fn wait_for_stats(&self, what: &str, ok: impl Fn(&Value) -> bool) -> Value {
+        self.wait_for_stats_within(what, GUARD, ok)
+    }
+
+    /// Waits until `/stats` satisfies `ok`, for at most `bound` (a bound the
+    /// contract sets, where [`GUARD`] would be too lenient).
+    pub fn wait_for_stats_within(
+        &self,
+        what: &str,
+        bound: Duration,
+        ok: impl Fn(&Value) -> bool,
+    ) -> Value {
         let start = Instant::now();
         loop {
             let stats = self.stats();
@@ -216,8 +272,8 @@ impl Hub {
                 return stats;
             }
             assert!(
-                start.elapsed() < GUARD,
-                "stats never reached {what}: {stats}"
+                start.elapsed() < bound,
+                "stats did not reach {what} within {bound:?}: {stats}"
             );
             thread::sleep(Duration::from_millis(20));
         }
@@ -259,6 +315,12 @@ impl Drop for Hub {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Where `cargo test` put the example `name`, beside the binary.
+pub fn example_path(name: &str) -> std::path::PathBuf {
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_sse-hub"));
+    binary.with_file_name("examples").join(name)
 }
 
 fn wait_with_guard(child: &mut Child) -> ExitStatus {
@@ -484,6 +546,11 @@ pub struct Subscriber {
     ended_cleanly: bool,
     /// The body of a non-200 reply.
     pub error_body: String,
+    /// Body bytes as they came on the wire (compressed, if gzip), without
+    /// the chunk framing.
+    pub wire_bytes: usize,
+    /// With `Content-Encoding: gzip`: the decoder the body goes through.
+    gzip: Option<GzDecoder<Vec<u8>>>,
     // Parser state, named as in the standard.
     data: String,
     event_type: String,
@@ -539,12 +606,17 @@ impl Subscriber {
             ended: false,
             ended_cleanly: false,
             error_body: String::new(),
+            wire_bytes: 0,
+            gzip: None,
             data: String::new(),
             event_type: String::new(),
             last_event_id: String::new(),
             this_id: None,
             retry: None,
         };
+        if status == 200 && subscriber.header("Content-Encoding") == Some("gzip") {
+            subscriber.gzip = Some(GzDecoder::new(Vec::new()));
+        }
         if status != 200 {
             let length = subscriber
                 .header("Content-Length")
@@ -608,6 +680,13 @@ impl Subscriber {
     /// close or reset in the middle of a chunked body).
     pub fn ended_cleanly(&self) -> bool {
         self.ended_cleanly
+    }
+
+    /// True if the body is gzip and everything received so far is a whole
+    /// gzip member: its last block and a trailer whose CRC-32 and length
+    /// match what was decoded. For after the stream ended.
+    pub fn gzip_member_complete(&mut self) -> bool {
+        self.gzip.as_mut().is_some_and(|d| d.try_finish().is_ok())
     }
 
     /// Closes the connection at once.
@@ -718,7 +797,7 @@ impl Subscriber {
                 self.ended_cleanly = true;
                 return false;
             }
-            self.pending.extend_from_slice(&buf[..n]);
+            self.receive(&buf[..n]);
             return true;
         }
         if self.chunk_left == 0 {
@@ -744,7 +823,7 @@ impl Subscriber {
             self.ended = true;
             return false;
         }
-        self.pending.extend_from_slice(&buf[..n]);
+        self.receive(&buf[..n]);
         self.chunk_left -= n;
         if self.chunk_left == 0 {
             let mut crlf = [0u8; 2];
@@ -754,6 +833,21 @@ impl Subscriber {
             assert_eq!(&crlf, b"\r\n", "chunk ends with CRLF");
         }
         true
+    }
+
+    /// Takes body bytes into `pending`, decoding them first if gzip: all
+    /// that the bytes so far can give, as a browser would show it.
+    fn receive(&mut self, bytes: &[u8]) {
+        self.wire_bytes += bytes.len();
+        let Some(decoder) = &mut self.gzip else {
+            self.pending.extend_from_slice(bytes);
+            return;
+        };
+        decoder
+            .write_all(bytes)
+            .and_then(|()| decoder.flush())
+            .unwrap_or_else(|e| panic!("the gzip body does not decode: {e}"));
+        self.pending.append(decoder.get_mut());
     }
 
     fn read_some(&mut self, buf: &mut [u8]) -> usize {
@@ -782,5 +876,25 @@ fn bytes_read(read: std::io::Result<usize>) -> usize {
     }
 }
 
-/// A real `redis-server` for the cluster tests.
-pub mod redis;
+/// Runs the binary with `args` and extra environment variables until it
+/// exits by itself (a refused option, `--help`, a subcommand), and returns
+/// what it printed; panics if it is still running after [`GUARD`].
+pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start sse-hub");
+    let start = Instant::now();
+    while child.try_wait().expect("wait for sse-hub").is_none() {
+        if start.elapsed() > GUARD {
+            let _ = child.kill();
+            panic!("sse-hub {args:?} did not exit by itself");
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("read what sse-hub printed")
+}

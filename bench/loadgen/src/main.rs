@@ -3,13 +3,16 @@
 //!
 //! Three modes:
 //! - `fanout`: open N event streams, publish M stamped messages at a rate
-//!   (or as fast as replies come), and measure what arrived: loss,
-//!   duplicates, order, latency, fan-out completion, deliveries per second,
-//!   and the server's CPU time.
+//!   (or as fast as replies come), one per request or `--batch` per request
+//!   as a JSON array, and measure what arrived: loss, duplicates, order,
+//!   latency, fan-out completion, deliveries per second, the publishers'
+//!   round trips and rate, and the server's CPU time.
 //! - `publish`: no subscribers; `POST` as fast as replies come over K
-//!   keep-alive connections for a while; POSTs per second.
-//! - `idle`: open N streams, hold them, and measure the server's memory and
-//!   threads per stream and the time it took to open them all.
+//!   keep-alive connections for a while; POSTs per second and server CPU
+//!   per POST.
+//! - `idle`: open N streams, hold them, and measure the server's memory,
+//!   threads and kernel stacks per stream and the time it took to open them
+//!   all.
 //!
 //! The report goes to stderr for people and as one JSON line to stdout for
 //! `bench/run.sh`. Every run is bounded by `--timeout`.
@@ -80,6 +83,10 @@ struct Args {
     /// Keep-alive publishing connections, one thread each
     #[arg(long, default_value_t = 1)]
     publishers: usize,
+    /// Messages per POST; more than 1 sends them as one JSON array (a batch
+    /// publish; JSON bodies only)
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
     /// Path to subscribe on
     #[arg(long, default_value = "/events")]
     sub_path: String,
@@ -130,6 +137,10 @@ fn main() -> ExitCode {
     }
     if args.publishers == 0 {
         eprintln!("loadgen: --publishers must be at least 1");
+        return ExitCode::from(2);
+    }
+    if args.batch == 0 || (args.batch > 1 && args.body == Body::Raw) {
+        eprintln!("loadgen: --batch must be at least 1, and more than 1 needs --body json");
         return ExitCode::from(2);
     }
     measure::raise_open_files();
@@ -277,6 +288,7 @@ fn fanout(args: &Args) -> Outcome {
         messages: args.messages,
         rate: args.rate,
         size: args.size,
+        batch: args.batch,
         publishers: args.publishers,
         until: deadline,
     };
@@ -328,8 +340,10 @@ fn fanout(args: &Args) -> Outcome {
         .last_send_ns
         .saturating_sub(published.first_send_ns) as f64
         / 1e9;
+    // Messages sent from the first request to the last, the last one's
+    // own not counted: they left at the end of the span.
     let publish_rate = if publish_span > 0.0 {
-        published.ok.saturating_sub(1) as f64 / publish_span
+        published.ok.saturating_sub(published.last_batch) as f64 / publish_span
     } else {
         0.0
     };
@@ -341,9 +355,10 @@ fn fanout(args: &Args) -> Outcome {
     };
 
     eprintln!(
-        "[{}] published {} ok, {} failed, {:.0} msg/s (round trip p50 {:.3} ms, p99 {:.3} ms)",
+        "[{}] published {} ok in {} requests, {} requests failed, {:.1} msg/s (round trip p50 {:.3} ms, p99 {:.3} ms)",
         args.label,
         published.ok,
+        published.requests_ok,
         published.errors,
         publish_rate,
         ms(published.round_trip.quantile(0.5)),
@@ -384,8 +399,11 @@ fn fanout(args: &Args) -> Outcome {
         "rate": args.rate,
         "size": args.size,
         "publishers": args.publishers,
+        "batch": args.batch,
         "published_ok": published.ok,
+        "requests_ok": published.requests_ok,
         "publish_errors": published.errors,
+        "publish_error_samples": published.error_samples,
         "publish_rate": round(publish_rate, 1),
         "publish_rtt_ms": quantiles(&published.round_trip),
         "expected": expected,
@@ -429,6 +447,7 @@ fn publish_only(args: &Args) -> Outcome {
         messages: u64::MAX,
         rate: args.rate,
         size: args.size,
+        batch: args.batch,
         publishers: args.publishers,
         until: Instant::now() + duration,
     };
@@ -438,16 +457,22 @@ fn publish_only(args: &Args) -> Outcome {
     let elapsed = started.elapsed().as_secs_f64();
     let after = measure::usage(&args.pid);
     let own = measure::own_cpu() - own_before;
-    let per_s = published.ok as f64 / elapsed;
+    let per_s = published.requests_ok as f64 / elapsed;
+    let server_cpu = after.cpu_s - before.cpu_s;
+    let cpu_per_post = if published.requests_ok > 0 {
+        server_cpu / published.requests_ok as f64 * 1e6
+    } else {
+        0.0
+    };
     eprintln!(
-        "[{}] {} POSTs ok, {} failed in {elapsed:.2} s over {} connections: {per_s:.0} POST/s; round trip p50 {:.3} ms, p99 {:.3} ms; server CPU {:.2} s, loadgen CPU {:.2} s",
+        "[{}] {} POSTs ok ({} messages), {} failed in {elapsed:.2} s over {} connections: {per_s:.0} POST/s; round trip p50 {:.3} ms, p99 {:.3} ms; server CPU {server_cpu:.2} s ({cpu_per_post:.1} us per POST), loadgen CPU {:.2} s",
         args.label,
+        published.requests_ok,
         published.ok,
         published.errors,
         args.publishers,
         ms(published.round_trip.quantile(0.5)),
         ms(published.round_trip.quantile(0.99)),
-        after.cpu_s - before.cpu_s,
         own.as_secs_f64()
     );
     for e in &published.error_samples {
@@ -456,13 +481,17 @@ fn publish_only(args: &Args) -> Outcome {
     let fields = json!({
         "publishers": args.publishers,
         "size": args.size,
+        "batch": args.batch,
         "seconds": round(elapsed, 3),
         "published_ok": published.ok,
+        "requests_ok": published.requests_ok,
         "publish_errors": published.errors,
+        "publish_error_samples": published.error_samples,
         "posts_per_s": round(per_s, 0),
+        "messages_per_s": round(published.ok as f64 / elapsed, 0),
         "publish_rtt_ms": quantiles(&published.round_trip),
         "server": usage_json(&before, &after),
-        "server_cpu_us_per_post": if published.ok > 0 { round((after.cpu_s - before.cpu_s) / published.ok as f64 * 1e6, 2) } else { 0.0 },
+        "server_cpu_us_per_post": round(cpu_per_post, 2),
         "loadgen_cpu_s": round(own.as_secs_f64(), 3),
         "load1_end": measure::load_average(),
     });
@@ -495,10 +524,22 @@ fn idle(args: &Args) -> Outcome {
     let rss_per = per(after.rss_kib, before.rss_kib);
     let pss_per = per(after.pss_kib, before.pss_kib);
     let threads_per = per(after.threads, before.threads);
-    let stack_per = per(stacks_after, stacks_before);
+    // Each thread's kernel stack lies outside RSS: counted from the
+    // server's own threads, and machine-wide as a cross-check (which other
+    // processes' threads disturb).
+    let stack_per = per(
+        after.threads * measure::KERNEL_STACK_KIB,
+        before.threads * measure::KERNEL_STACK_KIB,
+    );
+    let machine_stack_per = per(stacks_after, stacks_before);
     eprintln!(
-        "[{}] {open} streams held: RSS {} -> {} KiB ({rss_per} KiB per stream, PSS {pss_per}), threads {} -> {} ({threads_per} per stream), kernel stacks {stack_per} KiB per stream (machine-wide)",
-        args.label, before.rss_kib, after.rss_kib, before.threads, after.threads
+        "[{}] {open} streams held: RSS {} -> {} KiB ({rss_per} KiB per stream, PSS {pss_per}), threads {} -> {} ({threads_per} per stream); kernel stacks outside RSS {stack_per} KiB per stream (threads x {} KiB; machine-wide {machine_stack_per})",
+        args.label,
+        before.rss_kib,
+        after.rss_kib,
+        before.threads,
+        after.threads,
+        measure::KERNEL_STACK_KIB
     );
     add(&mut report, streams_json(args, &subs, connect_s));
     let fields = json!({
@@ -507,7 +548,8 @@ fn idle(args: &Args) -> Outcome {
         "rss_kib_per_client": rss_per,
         "pss_kib_per_client": pss_per,
         "threads_per_client": threads_per,
-        "kernel_stack_kib_per_client": stack_per,
+        "thread_kernel_stack_kib_per_client": stack_per,
+        "kernel_stack_kib_per_client": machine_stack_per,
         "load1_end": measure::load_average(),
     });
     add(&mut report, fields);

@@ -142,8 +142,12 @@ fn clock_ticks() -> f64 {
     if ticks > 0 { ticks as f64 } else { 100.0 }
 }
 
-/// Machine-wide kernel stack memory, in KiB: each thread has one (16 KiB
-/// on x86-64), outside any process's RSS.
+/// The kernel stack of one thread, in KiB: `THREAD_SIZE` on x86-64 and
+/// arm64 (without KASAN). It is not part of any process's RSS.
+pub const KERNEL_STACK_KIB: u64 = 16;
+
+/// Machine-wide kernel stack memory, in KiB: each thread has one
+/// ([`KERNEL_STACK_KIB`]), outside any process's RSS.
 pub fn kernel_stack_kib() -> u64 {
     fs::read_to_string("/proc/meminfo").map_or(0, |m| field_kib(&m, "KernelStack:"))
 }

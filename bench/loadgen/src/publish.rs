@@ -6,6 +6,9 @@
 //! whole publish-to-delivery latency. Publisher `t` of `k` sends the
 //! sequence numbers `t, t + k, t + 2k, ...`: the server keeps the order of
 //! one connection's requests, so a subscriber can check order per publisher.
+//! With a batch of `n`, one request carries the publisher's next `n`
+//! messages as a JSON array (sse-hub's batch publish), each with its own
+//! sequence number and the request's send time.
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -43,6 +46,8 @@ pub struct Plan {
     pub rate: f64,
     /// Length of the message text, stamp included.
     pub size: usize,
+    /// Messages per request; more than one makes the body a JSON array.
+    pub batch: usize,
     pub publishers: usize,
     /// Nothing is sent after this instant.
     pub until: Instant,
@@ -51,8 +56,10 @@ pub struct Plan {
 /// What the publishers did.
 #[derive(Clone, Default)]
 pub struct Report {
-    /// Replies with a 2xx status.
+    /// Messages in requests answered with a 2xx status.
     pub ok: u64,
+    /// Requests answered with a 2xx status.
+    pub requests_ok: u64,
     /// Failed requests (connection errors, non-2xx replies).
     pub errors: u64,
     /// The first few errors, for the human-readable report.
@@ -60,6 +67,8 @@ pub struct Report {
     /// Send time of the first and last request, since the clock's origin.
     pub first_send_ns: u64,
     pub last_send_ns: u64,
+    /// Messages in the last request sent (the one at `last_send_ns`).
+    pub last_batch: u64,
     /// Request-to-reply time.
     pub round_trip: Histogram,
 }
@@ -88,12 +97,16 @@ pub fn run(target: &Target, plan: Plan, origin: Instant, stop: &Arc<AtomicBool>)
     for thread in threads {
         let one = thread.join().expect("a publisher thread panicked");
         total.ok += one.ok;
+        total.requests_ok += one.requests_ok;
         total.errors += one.errors;
         total
             .error_samples
             .extend(one.error_samples.into_iter().take(3));
         total.first_send_ns = total.first_send_ns.min(one.first_send_ns);
-        total.last_send_ns = total.last_send_ns.max(one.last_send_ns);
+        if one.last_send_ns >= total.last_send_ns {
+            total.last_send_ns = one.last_send_ns;
+            total.last_batch = one.last_batch;
+        }
         total.round_trip.merge(&one.round_trip);
     }
     if total.first_send_ns == u64::MAX {
@@ -115,11 +128,13 @@ fn publisher(
         ..Report::default()
     };
     let step = plan.publishers as u64;
+    let batch = plan.batch.max(1) as u64;
     let mut connection: Option<Connection> = None;
-    let mut request = Vec::with_capacity(plan.size + 256);
-    let mut message = String::with_capacity(plan.size + 32);
+    let mut request = Vec::with_capacity((plan.size + 32) * batch as usize + 256);
+    let mut messages = vec![String::with_capacity(plan.size + 32); batch as usize];
     let mut seq = index;
     while seq < plan.messages && !stop.load(Ordering::Relaxed) {
+        let count = batch_len(plan.messages, seq, step, batch);
         if plan.rate > 0.0 {
             let due = start_ns + (seq as f64 * 1e9 / plan.rate) as u64;
             let now = origin.elapsed().as_nanos() as u64;
@@ -137,14 +152,17 @@ fn publisher(
                 Err(e) => {
                     note_error(&mut report, format!("connect: {e}"));
                     thread::sleep(Duration::from_millis(50));
-                    seq += step;
+                    seq += step * count;
                     continue;
                 }
             },
         };
         let sent_ns = origin.elapsed().as_nanos() as u64;
-        stamp(&mut message, seq, sent_ns, plan.size);
-        build_request(&mut request, target, &message);
+        let messages = &mut messages[..count as usize];
+        for (k, message) in messages.iter_mut().enumerate() {
+            stamp(message, seq + k as u64 * step, sent_ns, plan.size);
+        }
+        build_request(&mut request, target, messages);
         let outcome = conn
             .stream
             .write_all(&request)
@@ -152,16 +170,20 @@ fn publisher(
         let done_ns = origin.elapsed().as_nanos() as u64;
         report.first_send_ns = report.first_send_ns.min(sent_ns);
         report.last_send_ns = sent_ns;
+        report.last_batch = count;
         match outcome {
             Ok(reply) if (200..300).contains(&reply.status) => {
-                report.ok += 1;
+                report.ok += count;
+                report.requests_ok += 1;
                 report.round_trip.record(done_ns - sent_ns);
                 if reply.close {
                     connection = None;
                 }
             }
             Ok(reply) => {
-                note_error(&mut report, format!("status {}", reply.status));
+                let body = String::from_utf8_lossy(&conn.body);
+                let body: String = body.chars().take(160).collect();
+                note_error(&mut report, format!("status {}: {body}", reply.status));
                 if reply.close {
                     connection = None;
                 }
@@ -171,9 +193,15 @@ fn publisher(
                 connection = None;
             }
         }
-        seq += step;
+        seq += step * count;
     }
     report
+}
+
+/// How many messages the request starting at `seq` carries: `seq`,
+/// `seq + step`, ... up to `batch` of them, all below `messages`.
+fn batch_len(messages: u64, seq: u64, step: u64, batch: u64) -> u64 {
+    batch.min((messages - seq).div_ceil(step))
 }
 
 fn note_error(report: &mut Report, what: String) {
@@ -193,18 +221,47 @@ pub fn stamp(message: &mut String, seq: u64, sent_ns: u64, size: usize) {
     }
 }
 
-fn build_request(out: &mut Vec<u8>, target: &Target, message: &str) {
+/// One request for `messages`: a JSON object for one message, a JSON array
+/// of objects for more (the stamps need no escaping); raw bodies take one.
+fn build_request(out: &mut Vec<u8>, target: &Target, messages: &[String]) {
     out.clear();
     let (content_type, prefix, suffix): (&str, &str, &str) = match target.format {
         BodyFormat::Json => ("application/json", "{\"message\":\"", "\"}"),
         BodyFormat::Raw => ("text/plain", "", ""),
     };
-    let length = prefix.len() + message.len() + suffix.len();
+    let array = messages.len() > 1;
+    assert!(
+        !array || target.format == BodyFormat::Json,
+        "only JSON bodies carry a batch"
+    );
+    let each: usize = messages
+        .iter()
+        .map(|m| prefix.len() + m.len() + suffix.len())
+        .sum();
+    let length = if array {
+        each + messages.len() + 1 // brackets and commas
+    } else {
+        each
+    };
     let _ = write!(
         out,
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n{prefix}{message}{suffix}",
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n",
         target.path, target.addr
     );
+    if array {
+        out.push(b'[');
+    }
+    for (at, message) in messages.iter().enumerate() {
+        if at > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(message.as_bytes());
+        out.extend_from_slice(suffix.as_bytes());
+    }
+    if array {
+        out.push(b']');
+    }
 }
 
 struct Reply {
@@ -216,6 +273,8 @@ struct Reply {
 struct Connection {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The last reply's body.
+    body: Vec<u8>,
 }
 
 impl Connection {
@@ -227,6 +286,7 @@ impl Connection {
         Ok(Connection {
             stream,
             buf: Vec::with_capacity(4096),
+            body: Vec::with_capacity(4096),
         })
     }
 
@@ -248,6 +308,7 @@ impl Connection {
             io::Error::other(format!("bad response head {head:?}"))
         })?;
         self.buf.drain(..head_end);
+        self.body.clear();
         if chunked {
             loop {
                 let line_end = self.until_crlf()?;
@@ -266,13 +327,14 @@ impl Connection {
                 while self.buf.len() < size + 2 {
                     self.fill()?;
                 }
+                self.body.extend_from_slice(&self.buf[..size]);
                 self.buf.drain(..size + 2);
             }
         } else {
             while self.buf.len() < length {
                 self.fill()?;
             }
-            self.buf.drain(..length);
+            self.body.extend(self.buf.drain(..length));
         }
         Ok(Reply { status, close })
     }
@@ -312,6 +374,17 @@ mod tests {
     }
 
     #[test]
+    fn batches_stop_at_the_plan_end() {
+        // 10 messages, 2 publishers, batches of 4: publisher 1 sends
+        // 1 3 5 7, then 9 alone.
+        assert_eq!(batch_len(10, 1, 2, 4), 4);
+        assert_eq!(batch_len(10, 9, 2, 4), 1);
+        assert_eq!(batch_len(10, 8, 2, 4), 1);
+        assert_eq!(batch_len(u64::MAX, 0, 4, 100), 100);
+        assert_eq!(batch_len(7, 0, 1, 1), 1);
+    }
+
+    #[test]
     fn builds_both_body_formats() {
         let mut target = Target {
             addr: "127.0.0.1:9".parse().unwrap(),
@@ -319,13 +392,18 @@ mod tests {
             format: BodyFormat::Json,
         };
         let mut out = Vec::new();
-        build_request(&mut out, &target, "1 2 x");
+        build_request(&mut out, &target, &["1 2 x".into()]);
         let text = String::from_utf8(out.clone()).unwrap();
         assert!(text.ends_with("\r\n\r\n{\"message\":\"1 2 x\"}"));
         assert!(text.contains("Content-Length: 19\r\n"));
+        build_request(&mut out, &target, &["1 2 x".into(), "3 2 y".into()]);
+        let text = String::from_utf8(out.clone()).unwrap();
+        let body = "[{\"message\":\"1 2 x\"},{\"message\":\"3 2 y\"}]";
+        assert!(text.ends_with(&format!("\r\n\r\n{body}")));
+        assert!(text.contains(&format!("Content-Length: {}\r\n", body.len())));
         target.format = BodyFormat::Raw;
         target.path = "/pub?id=bench".into();
-        build_request(&mut out, &target, "1 2 x");
+        build_request(&mut out, &target, &["1 2 x".into()]);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("POST /pub?id=bench HTTP/1.1\r\n"));
         assert!(text.ends_with("\r\n\r\n1 2 x"));

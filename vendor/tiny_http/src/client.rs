@@ -2,16 +2,21 @@ use ascii::AsciiString;
 
 use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufReader, BufWriter, Cursor, ErrorKind, Read};
+use std::io::{BufWriter, Cursor, ErrorKind, Read};
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 use crate::common::{HTTPVersion, Header, Method, StatusCode};
-use crate::util::RefinedTcpStream;
+use crate::util::refined_tcp_stream::SocketControl;
+use crate::util::{BufferedInput, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
-use crate::{Request, Response};
+use crate::{ErrorReply, Request, Response};
+
+/// Patched: the read side, with a count of the bytes read ahead.
+type Input = BufferedInput<RefinedTcpStream>;
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -21,14 +26,14 @@ pub struct ClientConnection {
 
     // sequence of Readers to the stream, so that the data is not read in
     //  the wrong order
-    source: SequentialReaderBuilder<BufReader<RefinedTcpStream>>,
+    source: SequentialReaderBuilder<Input>,
 
     // sequence of Writers to the stream, to avoid writing response #2 before
     //  response #1
     sink: SequentialWriterBuilder<BufWriter<RefinedTcpStream>>,
 
     // Reader to read the next header from
-    next_header_source: SequentialReader<BufReader<RefinedTcpStream>>,
+    next_header_source: SequentialReader<Input>,
 
     // set to true if we know that the previous request is the last one
     no_more_requests: bool,
@@ -36,8 +41,13 @@ pub struct ClientConnection {
     // true if the connection goes through SSL
     secure: bool,
 
-    // Patched: added to the replies to requests that cannot be read.
-    error_headers: Arc<[Header]>,
+    // Patched: builds the replies to requests that cannot be read.
+    error_reply: Option<ErrorReply>,
+
+    // Patched: the socket, and the bytes read ahead of the current request,
+    // for each request to see.
+    control: Option<SocketControl>,
+    held: Arc<AtomicUsize>,
 }
 
 // Patched: bounds on the request head. Upstream read lines and headers
@@ -77,12 +87,15 @@ impl ClientConnection {
     pub fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
-        error_headers: Arc<[Header]>,
+        error_reply: Option<ErrorReply>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
+        let control = read_socket.control();
 
-        let mut source = SequentialReaderBuilder::new(BufReader::with_capacity(1024, read_socket));
+        let input = BufferedInput::with_capacity(1024, read_socket);
+        let held = input.held();
+        let mut source = SequentialReaderBuilder::new(input);
         let first_header = source.next().unwrap();
 
         ClientConnection {
@@ -92,31 +105,22 @@ impl ClientConnection {
             next_header_source: first_header,
             no_more_requests: false,
             secure,
-            error_headers,
+            error_reply,
+            control,
+            held,
         }
     }
 
-    /// Patched: the reply to a request that cannot be read, as JSON
-    /// (`{"error":"..."}`) that says what is wrong, with the application's
-    /// `error_headers`. Upstream sent an empty body. The connection closes
-    /// after it: where the next request would start is unknown.
+    /// Patched: the reply to a request that cannot be read, with the body
+    /// and headers the application's `error_reply` gives for it (upstream
+    /// sent an empty body, without the headers the application puts on
+    /// every response). The connection closes after it: where the next
+    /// request would start is unknown.
     fn error_response(&self, status: u16, message: &str) -> Response<Cursor<Vec<u8>>> {
-        // The messages are this file's own ASCII constants; quotes and
-        // backslashes are escaped all the same.
-        let mut body = String::from("{\"error\":\"");
-        for c in message.chars() {
-            if c == '"' || c == '\\' {
-                body.push('\\');
-            }
-            body.push(c);
-        }
-        body.push_str("\"}");
-        let body = body.into_bytes();
-        let mut headers = Vec::with_capacity(self.error_headers.len() + 1);
-        if let Ok(json) = Header::from_bytes("Content-Type", "application/json") {
-            headers.push(json);
-        }
-        headers.extend(self.error_headers.iter().cloned());
+        let (headers, body) = match &self.error_reply {
+            Some(reply) => reply(status, message),
+            None => (Vec::new(), Vec::new()),
+        };
         let len = body.len();
         Response::new(
             StatusCode(status),
@@ -258,15 +262,8 @@ impl ClientConnection {
             }
         })?;
 
-        // Patched: lets the application end reading on this connection
-        // (`Request::into_closing_writer`) through the socket's write half,
-        // which stays open as long as the request's response writer does.
-        let socket = self.sink.shared();
-        let request = request.with_stop_reading(Box::new(move || {
-            if let Ok(mut socket) = socket.lock() {
-                let _ = socket.get_mut().shutdown_read();
-            }
-        }));
+        // Patched: the request can see and control its connection's socket.
+        let request = request.with_connection(self.control.clone(), Arc::clone(&self.held));
 
         // return the request
         Ok(request)

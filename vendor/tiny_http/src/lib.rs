@@ -169,9 +169,17 @@ pub struct IncomingRequests<'a> {
     server: &'a Server,
 }
 
+/// Patched: builds the reply to a request tiny_http cannot read, from its
+/// status and what is wrong: the headers and the body.
+pub type ErrorReply = Arc<dyn Fn(u16, &str) -> (Vec<Header>, Vec<u8>) + Send + Sync>;
+
+/// Patched: handles one request on its connection's thread
+/// ([`Server::from_listener_with_handler`]).
+pub type Handler = Arc<dyn Fn(Request) + Send + Sync>;
+
 /// Patched: options for every connection a server accepts
 /// ([`Server::from_listener_with_options`]).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ConnectionOptions {
     /// A read timeout on every accepted TCP connection. A connection that
     /// sends nothing for that long while a request is expected (between
@@ -180,11 +188,26 @@ pub struct ConnectionOptions {
     /// timeout cannot be set on the listener itself: `accept` would time out
     /// and end the accept loop.)
     pub read_timeout: Option<Duration>,
-    /// Headers added to the replies tiny_http writes itself, to requests it
-    /// cannot read (`400`, `408`, `414`, `417`, `431`, `505`): for example
-    /// the `Access-Control-Allow-Origin` that every other response carries,
-    /// so that a browser shows the error rather than a CORS failure.
-    pub error_headers: Vec<Header>,
+    /// The headers and body of the replies tiny_http writes itself, to
+    /// requests it cannot read (`400`, `408`, `414`, `417`, `431`, `505`),
+    /// so that they look like the application's other errors (and carry
+    /// the `Access-Control-Allow-Origin` every other response carries, so
+    /// that a browser shows the error rather than a CORS failure). `None`:
+    /// an empty body, as upstream.
+    pub error_reply: Option<ErrorReply>,
+    /// The stack size of the threads that serve connections; `None`: the
+    /// standard library's default.
+    pub stack_size: Option<usize>,
+}
+
+impl std::fmt::Debug for ConnectionOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnectionOptions")
+            .field("read_timeout", &self.read_timeout)
+            .field("error_reply", &self.error_reply.is_some())
+            .field("stack_size", &self.stack_size)
+            .finish()
+    }
 }
 
 /// Represents the parameters required to create a server.
@@ -271,12 +294,76 @@ impl Server {
         ssl_config: Option<SslConfig>,
         options: ConnectionOptions,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
-        let listener = listener.into();
+        let messages = MessagesQueue::with_capacity(8);
+        let inside_messages = messages.clone();
+        Self::start(
+            listener.into(),
+            ssl_config,
+            options,
+            messages,
+            Box::new(move |client: ClientConnection| {
+                // Synchronization is needed for HTTPS requests to avoid a deadlock
+                if client.secure() {
+                    let (sender, receiver) = mpsc::channel();
+                    for rq in client {
+                        inside_messages.push(rq.with_notify_sender(sender.clone()).into());
+                        if receiver.recv().is_err() {
+                            break;
+                        }
+                    }
+                } else {
+                    for rq in client {
+                        inside_messages.push(rq.into());
+                    }
+                }
+            }),
+            None,
+        )
+    }
+
+    /// Patched: a server that hands each request to `handler` on the thread
+    /// that serves its connection, one request after the other, instead of
+    /// queueing it for `recv`. A request is handled right where it was read,
+    /// so a connection's requests are handled in order, and a handler that
+    /// takes long (a long-lived response) holds only its own connection.
+    ///
+    /// `on_accept_end` runs if the thread that accepts connections ever
+    /// ends (or panics): the port then takes no more connections, and the
+    /// application should stop rather than look alive.
+    pub fn from_listener_with_handler<L: Into<Listener>>(
+        listener: L,
+        options: ConnectionOptions,
+        handler: Handler,
+        on_accept_end: Box<dyn FnOnce() + Send>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::start(
+            listener.into(),
+            None,
+            options,
+            MessagesQueue::with_capacity(0),
+            Box::new(move |client: ClientConnection| {
+                for rq in client {
+                    handler(rq);
+                }
+            }),
+            Some(on_accept_end),
+        )
+    }
+
+    fn start(
+        listener: Listener,
+        ssl_config: Option<SslConfig>,
+        options: ConnectionOptions,
+        messages: Arc<MessagesQueue<Message>>,
+        serve: Box<dyn Fn(ClientConnection) + Send + Sync>,
+        on_accept_end: Option<Box<dyn FnOnce() + Send>>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         let ConnectionOptions {
             read_timeout,
-            error_headers,
+            error_reply,
+            stack_size,
         } = options;
-        let error_headers: Arc<[Header]> = error_headers.into();
+        let serve: Arc<dyn Fn(ClientConnection) + Send + Sync> = Arc::from(serve);
         // building the "close" variable
         let close_trigger = Arc::new(AtomicBool::new(false));
 
@@ -312,89 +399,89 @@ impl Server {
             }
         };
 
+        /// Runs the notification when the accept thread ends, also by panic.
+        struct OnEnd(Option<Box<dyn FnOnce() + Send>>);
+        impl Drop for OnEnd {
+            fn drop(&mut self) {
+                if let Some(f) = self.0.take() {
+                    f();
+                }
+            }
+        }
+        let on_end = OnEnd(on_accept_end);
+
         // creating a task where server.accept() is continuously called
-        // and ClientConnection objects are pushed in the messages queue
-        let messages = MessagesQueue::with_capacity(8);
-
+        // and ClientConnection objects are served by the pool
         let inside_close_trigger = close_trigger.clone();
-        let inside_messages = messages.clone();
-        thread::spawn(move || {
-            // a tasks pool is used to dispatch the connections into threads
-            let tasks_pool = util::TaskPool::new();
+        thread::Builder::new()
+            .name("accept".into())
+            .spawn(move || {
+                let _on_end = on_end;
+                // a tasks pool is used to dispatch the connections into threads
+                let tasks_pool = util::TaskPool::new(stack_size);
 
-            log::debug!("Running accept thread");
-            while !inside_close_trigger.load(Relaxed) {
-                let new_client = match server.accept() {
-                    Ok((sock, _)) => {
-                        if let (Some(timeout), Connection::Tcp(tcp)) = (read_timeout, &sock) {
-                            let _ = tcp.set_read_timeout(Some(timeout));
-                        }
-                        use util::RefinedTcpStream;
-                        let (read_closable, write_closable) = match ssl {
-                            None => RefinedTcpStream::new(sock),
-                            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                            Some(ref ssl) => {
-                                // trying to apply SSL over the connection
-                                // if an error occurs, we just close the socket and resume listening
-                                let sock = match ssl.accept(sock) {
-                                    Ok(s) => s,
-                                    Err(_) => continue,
-                                };
-
-                                RefinedTcpStream::new(sock)
+                log::debug!("Running accept thread");
+                while !inside_close_trigger.load(Relaxed) {
+                    let new_client = match server.accept() {
+                        Ok((sock, _)) => {
+                            if let (Some(timeout), Connection::Tcp(tcp)) = (read_timeout, &sock) {
+                                let _ = tcp.set_read_timeout(Some(timeout));
                             }
-                            #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                            Some(ref _ssl) => unreachable!(),
-                        };
+                            use util::RefinedTcpStream;
+                            let (read_closable, write_closable) = match ssl {
+                                None => RefinedTcpStream::new(sock),
+                                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                                Some(ref ssl) => {
+                                    // trying to apply SSL over the connection
+                                    // if an error occurs, we just close the socket and resume listening
+                                    let sock = match ssl.accept(sock) {
+                                        Ok(s) => s,
+                                        Err(_) => continue,
+                                    };
 
-                        Ok(ClientConnection::new(
-                            write_closable,
-                            read_closable,
-                            Arc::clone(&error_headers),
-                        ))
-                    }
-                    Err(e) => Err(e),
-                };
-
-                match new_client {
-                    Ok(client) => {
-                        let messages = inside_messages.clone();
-                        let mut client = Some(client);
-                        tasks_pool.spawn(Box::new(move || {
-                            if let Some(client) = client.take() {
-                                // Synchronization is needed for HTTPS requests to avoid a deadlock
-                                if client.secure() {
-                                    let (sender, receiver) = mpsc::channel();
-                                    for rq in client {
-                                        messages.push(rq.with_notify_sender(sender.clone()).into());
-                                        receiver.recv().unwrap();
-                                    }
-                                } else {
-                                    for rq in client {
-                                        messages.push(rq.into());
-                                    }
+                                    RefinedTcpStream::new(sock)
                                 }
-                            }
-                        }));
-                    }
+                                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
+                                Some(ref _ssl) => unreachable!(),
+                            };
 
-                    // Patched: upstream ended the accept thread on any accept
-                    // error, so one EMFILE closed the port for good while the
-                    // process looked alive. Errors here are about one pending
-                    // connection or a passing shortage of resources: wait a
-                    // little (the backlog keeps the others) and accept again.
-                    Err(e) => {
-                        log::warn!("Error accepting new client: {}", e);
-                        if e.kind() != std::io::ErrorKind::ConnectionAborted
-                            && e.kind() != std::io::ErrorKind::Interrupted
-                        {
-                            thread::sleep(std::time::Duration::from_millis(50));
+                            Ok(ClientConnection::new(
+                                write_closable,
+                                read_closable,
+                                error_reply.clone(),
+                            ))
+                        }
+                        Err(e) => Err(e),
+                    };
+
+                    match new_client {
+                        Ok(client) => {
+                            let serve = Arc::clone(&serve);
+                            let mut client = Some(client);
+                            tasks_pool.spawn(Box::new(move || {
+                                if let Some(client) = client.take() {
+                                    serve(client);
+                                }
+                            }));
+                        }
+
+                        // Patched: upstream ended the accept thread on any accept
+                        // error, so one EMFILE closed the port for good while the
+                        // process looked alive. Errors here are about one pending
+                        // connection or a passing shortage of resources: wait a
+                        // little (the backlog keeps the others) and accept again.
+                        Err(e) => {
+                            log::warn!("Error accepting new client: {}", e);
+                            if e.kind() != std::io::ErrorKind::ConnectionAborted
+                                && e.kind() != std::io::ErrorKind::Interrupted
+                            {
+                                thread::sleep(std::time::Duration::from_millis(50));
+                            }
                         }
                     }
                 }
-            }
-            log::debug!("Terminating accept thread");
-        });
+                log::debug!("Terminating accept thread");
+            })?;
 
         // result
         Ok(Server {

@@ -6,8 +6,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::mpsc::Sender;
+use std::sync::Arc;
 
+use crate::util::refined_tcp_stream::SocketControl;
 use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 use chunked_transfer::Decoder;
@@ -76,9 +79,10 @@ pub struct Request {
     // If Some, a message must be sent after responding
     notify_when_responded: Option<Sender<()>>,
 
-    // Patched: ends reading on this request's connection (see
-    // `into_closing_writer`).
-    stop_reading: Option<Box<dyn Fn() + Send + 'static>>,
+    // Patched: the connection's socket (`None` for TLS and test requests),
+    // and the count of bytes read from it ahead of this request's head.
+    socket: Option<SocketControl>,
+    held: Option<Arc<AtomicUsize>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -254,7 +258,8 @@ where
         body_length: content_length,
         must_send_continue: expects_continue,
         notify_when_responded: None,
-        stop_reading: None,
+        socket: None,
+        held: None,
     })
 }
 
@@ -417,23 +422,53 @@ impl Request {
         }
     }
 
-    /// Like `into_writer`, for a response after which the connection closes
-    /// (a response that only ends with the connection, such as an event
-    /// stream).
-    ///
-    /// tiny_http stops reading the connection at once, so its thread for the
-    /// connection ends instead of waiting for a next request that will never
-    /// be answered, and its clone of the socket is closed. The connection
-    /// closes when the returned writer is dropped.
-    pub fn into_closing_writer(mut self) -> Box<dyn Write + Send + 'static> {
-        if let Some(stop_reading) = self.stop_reading.take() {
-            stop_reading();
+    /// Patched: ends reading on this request's connection. The body (if
+    /// not read yet) and any request pipelined behind this one read as
+    /// ended, so the connection closes once this request is answered. For a
+    /// request refused before its body was read, and for one whose body
+    /// stalled: otherwise dropping the request would wait for the rest of
+    /// the body, to find where the next request starts.
+    pub fn stop_reading(&self) {
+        if let Some(socket) = &self.socket {
+            let _ = socket.shutdown_read();
         }
-        self.into_writer()
     }
 
-    pub(crate) fn with_stop_reading(mut self, stop: Box<dyn Fn() + Send + 'static>) -> Request {
-        self.stop_reading = Some(stop);
+    /// Patched: how long a read from this request's connection may wait
+    /// (its body, and the next request's head) before it fails with
+    /// `WouldBlock`; `None`: forever. It stays set for the connection.
+    pub fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        match &self.socket {
+            Some(socket) => socket.set_read_timeout(timeout),
+            None => Ok(()),
+        }
+    }
+
+    /// Patched: how many bytes were read from the connection beyond this
+    /// request's head and not handed out yet: the start of its body, or
+    /// requests pipelined behind it.
+    pub fn bytes_read_ahead(&self) -> usize {
+        self.held
+            .as_ref()
+            .map_or(0, |held| held.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// Patched: the connection's socket, to watch it (`poll`) while a long
+    /// response is written. `None` for a TLS connection. It stays open as
+    /// long as the connection does: with `Server::from_listener_with_handler`,
+    /// at least until the handler returns.
+    #[cfg(unix)]
+    pub fn socket_fd(&self) -> Option<std::os::unix::io::RawFd> {
+        self.socket.as_ref().map(SocketControl::raw_fd)
+    }
+
+    pub(crate) fn with_connection(
+        mut self,
+        socket: Option<SocketControl>,
+        held: Arc<AtomicUsize>,
+    ) -> Request {
+        self.socket = socket;
+        self.held = Some(held);
         self
     }
 
@@ -525,11 +560,23 @@ impl fmt::Debug for Request {
 impl Drop for Request {
     fn drop(&mut self) {
         if self.response_writer.is_some() {
-            let response = Response::empty(500);
-            let _ = self.respond_impl(response); // ignoring any potential error
-            if let Some(sender) = self.notify_when_responded.take() {
-                sender.send(()).unwrap();
-            }
+            self.respond_500();
+        }
+    }
+}
+
+impl Request {
+    // Patched: out of `drop`'s own frame. Writing a response takes several
+    // KiB of stack, and every drop used to reserve (and touch) that much,
+    // also the drop of a request whose writer was taken for a long-lived
+    // response, which then kept those stack pages for its whole life.
+    #[cold]
+    #[inline(never)]
+    fn respond_500(&mut self) {
+        let response = Response::empty(500);
+        let _ = self.respond_impl(response); // ignoring any potential error
+        if let Some(sender) = self.notify_when_responded.take() {
+            let _ = sender.send(());
         }
     }
 }

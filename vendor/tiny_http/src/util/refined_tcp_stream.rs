@@ -1,13 +1,19 @@
 use std::io::Result as IoResult;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
 
 use crate::connection::Connection;
 #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
 use crate::ssl::SslStream;
 
 pub(crate) enum Stream {
-    Http(Connection),
+    // Patched: shared by the read and the write half. Upstream gave each
+    // half a `try_clone` of the socket, which cost every connection a
+    // second file descriptor, and whose `unwrap` panicked the accept thread
+    // when descriptors ran out, closing the port for good.
+    Http(Arc<Connection>),
     #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
     Https(SslStream),
 }
@@ -15,7 +21,7 @@ pub(crate) enum Stream {
 impl Clone for Stream {
     fn clone(&self) -> Self {
         match self {
-            Stream::Http(tcp_stream) => Stream::Http(tcp_stream.try_clone().unwrap()),
+            Stream::Http(tcp_stream) => Stream::Http(Arc::clone(tcp_stream)),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => Stream::Https(ssl_stream.clone()),
         }
@@ -24,7 +30,28 @@ impl Clone for Stream {
 
 impl From<Connection> for Stream {
     fn from(tcp_stream: Connection) -> Self {
-        Stream::Http(tcp_stream)
+        Stream::Http(Arc::new(tcp_stream))
+    }
+}
+
+/// Patched: what a request may do to its connection's socket.
+#[derive(Clone)]
+pub(crate) struct SocketControl(Arc<Connection>);
+
+impl SocketControl {
+    /// Ends reading: a read blocked on the socket, and every later one,
+    /// returns end of file.
+    pub(crate) fn shutdown_read(&self) -> IoResult<()> {
+        self.0.shutdown(Shutdown::Read)
+    }
+
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> IoResult<()> {
+        self.0.set_read_timeout(timeout)
+    }
+
+    #[cfg(unix)]
+    pub(crate) fn raw_fd(&self) -> std::os::unix::io::RawFd {
+        self.0.raw_fd()
     }
 }
 
@@ -57,7 +84,7 @@ impl Stream {
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.read(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).read(buf),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.read(buf),
         }
@@ -67,7 +94,7 @@ impl Read for Stream {
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> IoResult<usize> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.write(buf),
+            Stream::Http(tcp_stream) => (&**tcp_stream).write(buf),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.write(buf),
         }
@@ -75,7 +102,7 @@ impl Write for Stream {
 
     fn flush(&mut self) -> IoResult<()> {
         match self {
-            Stream::Http(tcp_stream) => tcp_stream.flush(),
+            Stream::Http(tcp_stream) => (&**tcp_stream).flush(),
             #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
             Stream::Https(ssl_stream) => ssl_stream.flush(),
         }
@@ -122,10 +149,13 @@ impl RefinedTcpStream {
         self.stream.peer_addr()
     }
 
-    /// Ends reading on the socket (both halves share it): a read blocked on
-    /// it, or any later one, returns end of file.
-    pub(crate) fn shutdown_read(&mut self) -> IoResult<()> {
-        self.stream.shutdown(Shutdown::Read)
+    /// Patched: control over the socket, for a plain (not TLS) connection.
+    pub(crate) fn control(&self) -> Option<SocketControl> {
+        match &self.stream {
+            Stream::Http(connection) => Some(SocketControl(Arc::clone(connection))),
+            #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+            Stream::Https(_) => None,
+        }
     }
 }
 

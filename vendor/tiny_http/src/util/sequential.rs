@@ -71,11 +71,6 @@ impl<W: Write + Send> SequentialWriterBuilder<W> {
             next_trigger: None,
         }
     }
-
-    /// The writer all the sequential writers share.
-    pub fn shared(&self) -> Arc<Mutex<W>> {
-        self.writer.clone()
-    }
 }
 
 impl<R: Read + Send> Iterator for SequentialReaderBuilder<R> {

@@ -1,0 +1,723 @@
+//! Who may subscribe to a private channel and who may publish: JSON Web
+//! Tokens, checked against the keys the hub was started with.
+//!
+//! A token is `header.payload.signature` (RFC 7519). The hub accepts one
+//! only if it is signed with a key it was given and with that key's own
+//! algorithm: HS256 for `--jwt-secret`, and RS256, ES256 or EdDSA for
+//! `--jwt-public-key`, chosen by the kind of key in the file. The token's
+//! header cannot choose anything else: a token that names `none`, or HS256
+//! against a public key (the classic trick of using the public key as an
+//! HMAC secret), is refused before its signature is even looked at. `exp`
+//! must be there and in the future, `nbf`, if there, in the past, each with
+//! [`CLOCK_SKEW`] of leeway.
+//!
+//! What a valid token allows is its claim `"sse-hub"` ([`Grants`]): the
+//! channels it may `subscribe` to and `publish` to, as [`Pattern`]s. The
+//! same patterns say, with `--private`, which channels need a token at
+//! all.
+//!
+//! Data enters from a request: for `GET /events` the channels it asked for
+//! and a token from `Authorization: Bearer`, the query parameter `token=`
+//! or the cookie `sse_hub_token`; for `POST /broadcast` the bearer token
+//! (never a cookie, which a browser would attach to another site's forged
+//! post) before the body is read, then the parsed messages. What leaves is
+//! a yes, or a `Refusal` (401 for no token or a bad one, 403 for a good
+//! one that does not cover a channel), whose status and words live in
+//! `reply.rs`. A token is never logged, nor echoed in a reply.
+//!
+//! Signatures are checked by the `jsonwebtoken` crate through its
+//! process-wide crypto provider. A hub with a JWT key configured, and
+//! [`mint_hs256`], install its pure-Rust provider unless the program
+//! installed one first: a program that also uses `jsonwebtoken` with its
+//! `aws_lc_rs` backend has both backends compiled in, and then no provider
+//! at all until one is installed. To use aws-lc there, install it before
+//! starting the server.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::sync::Once;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sse_hub_tiny_http::Request;
+
+use crate::config::Config;
+use crate::core::Message;
+use crate::core::channel::{Channel, MAX_CHANNEL_NAME_LEN};
+use crate::error::Error;
+
+use super::reply::Refusal;
+use super::route::{header_value, query_of};
+
+/// How far `exp` and `nbf` may be off, for clocks that disagree a little.
+pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// The shortest `--jwt-secret`: RFC 7518 (3.2) asks for a key at least as
+/// long as the hash, 256 bits for HS256, and a shorter one can be guessed
+/// offline from any token signed with it.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// The cookie a subscriber may carry its token in.
+pub const TOKEN_COOKIE: &str = "sse_hub_token";
+
+/// Channel names as `--private` and a token's lists give them: a name, or
+/// a name's beginning followed by `*`, which matches any rest. `*` alone
+/// matches every channel, and is the only pattern that covers a message
+/// published without a channel.
+///
+/// # Example
+///
+/// ```
+/// use sse_hub::{Channel, access::Pattern};
+///
+/// let rooms: Pattern = "room:*".parse()?;
+/// assert!(rooms.matches(&Channel::new("room:7")?));
+/// assert!(!rooms.matches(&Channel::new("rooms")?));
+///
+/// let news: Pattern = "news".parse()?;
+/// assert!(news.matches(&Channel::new("news")?));
+/// assert!(!news.matches(&Channel::new("news:sport")?));
+///
+/// assert!("room:*:admin".parse::<Pattern>().is_err()); // `*` only at the end
+/// # Ok::<(), sse_hub::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pattern {
+    /// The name, or the beginning of the names it matches.
+    stem: Box<str>,
+    /// True if it ended with `*`.
+    any_rest: bool,
+}
+
+impl Pattern {
+    /// Checks `text` and returns it as a pattern.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`] saying what is wrong with it.
+    pub fn new(text: &str) -> Result<Pattern, Error> {
+        let (stem, any_rest) = match text.strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (text, false),
+        };
+        if stem.is_empty() && !any_rest {
+            return Err(Error::InvalidPattern("must not be empty"));
+        }
+        if stem.len() > MAX_CHANNEL_NAME_LEN {
+            return Err(Error::InvalidPattern(
+                "must be at most 64 bytes long before a final *",
+            ));
+        }
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b);
+        if !stem.bytes().all(allowed) {
+            return Err(Error::InvalidPattern(
+                "may only contain A-Z, a-z, 0-9 and - _ . : /, and * at the end",
+            ));
+        }
+        Ok(Pattern {
+            stem: stem.into(),
+            any_rest,
+        })
+    }
+
+    /// True if `channel` is one this pattern names.
+    pub fn matches(&self, channel: &Channel) -> bool {
+        if self.any_rest {
+            channel.as_str().starts_with(&*self.stem)
+        } else {
+            channel.as_str() == &*self.stem
+        }
+    }
+
+    /// True for `*`, the pattern that matches everything, messages without
+    /// a channel included.
+    pub fn is_everything(&self) -> bool {
+        self.any_rest && self.stem.is_empty()
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Pattern, Error> {
+        Pattern::new(text)
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.stem)?;
+        if self.any_rest {
+            f.write_str("*")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Pattern, D::Error> {
+        let text = Cow::<str>::deserialize(deserializer)?;
+        Pattern::new(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
+/// What a token allows: its claim `"sse-hub"`, such as
+/// `{"subscribe": ["news", "user:42", "room:*"], "publish": ["*"]}`.
+/// A missing list allows nothing.
+///
+/// # Example
+///
+/// ```
+/// use sse_hub::{Channel, access::Grants};
+///
+/// let grants: Grants = serde_json::from_str(r#"{"subscribe": ["user:42"], "publish": ["room:*"]}"#)?;
+/// assert!(grants.may_subscribe(&Channel::new("user:42")?));
+/// assert!(!grants.may_subscribe(&Channel::new("user:43")?));
+/// assert!(grants.may_publish(Some(&Channel::new("room:1")?)));
+/// assert!(!grants.may_publish(None)); // a message for everyone needs "*"
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// Channels the holder may join, private ones included.
+    #[serde(default)]
+    pub subscribe: Vec<Pattern>,
+    /// Channels the holder may publish to; `*` also covers messages
+    /// without a channel.
+    #[serde(default)]
+    pub publish: Vec<Pattern>,
+}
+
+impl Grants {
+    /// True if the token lets its holder join `channel`.
+    pub fn may_subscribe(&self, channel: &Channel) -> bool {
+        self.subscribe.iter().any(|p| p.matches(channel))
+    }
+
+    /// True if the token lets its holder publish to `channel`, or with
+    /// `None` to everyone.
+    pub fn may_publish(&self, channel: Option<&Channel>) -> bool {
+        match channel {
+            Some(channel) => self.publish.iter().any(|p| p.matches(channel)),
+            None => self.publish.iter().any(Pattern::is_everything),
+        }
+    }
+}
+
+/// The claims the hub mints: its grants, when it was issued, and when it
+/// expires.
+#[derive(Serialize)]
+struct Minted<'a> {
+    #[serde(rename = "sse-hub")]
+    grants: &'a Grants,
+    iat: u64,
+    exp: u64,
+}
+
+/// The claims the hub reads; `exp` and `nbf` are checked by the library.
+#[derive(Deserialize)]
+struct Claims {
+    #[serde(rename = "sse-hub", default)]
+    grants: Grants,
+}
+
+/// Mints a token signed with `secret` (HS256) that allows `grants` for
+/// `ttl` from now: what a hub started with `--jwt-secret` set to the same
+/// secret accepts. For tests, and for an application that hands its users
+/// tokens.
+///
+/// # Errors
+///
+/// [`Error::InvalidConfig`] naming `jwt_secret` if the secret is shorter
+/// than [`MIN_SECRET_LEN`] bytes.
+///
+/// # Example
+///
+/// ```
+/// use std::time::Duration;
+/// use sse_hub::access::{Grants, mint_hs256};
+///
+/// let grants = Grants { subscribe: vec!["user:42".parse()?], publish: vec![] };
+/// let token = mint_hs256(b"a secret of at least thirty-two bytes", &grants, Duration::from_secs(3600))?;
+/// assert_eq!(token.split('.').count(), 3);
+/// # Ok::<(), sse_hub::Error>(())
+/// ```
+pub fn mint_hs256(secret: &[u8], grants: &Grants, ttl: Duration) -> Result<String, Error> {
+    check_secret(secret)?;
+    install_crypto_provider();
+    let now = unix_now();
+    let claims = Minted {
+        grants,
+        iat: now,
+        exp: now.saturating_add(ttl.as_secs()),
+    };
+    // HS256 with a byte-string key and claims of strings and numbers has
+    // no way to fail; the error is mapped rather than unwrapped all the same.
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(secret),
+    )
+    .map_err(|e| Error::InvalidConfig {
+        field: "jwt_secret",
+        why: format!("cannot sign with it: {e}"),
+    })
+}
+
+/// Makes sure `jsonwebtoken` has a crypto provider. It picks one from its
+/// features, and with both of its backends compiled in (another crate of
+/// the program asking for `aws_lc_rs` beside this crate's `rust_crypto`)
+/// it has none and panics on first use. A provider the program installed
+/// first is kept: either backend takes every algorithm the hub uses.
+fn install_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
+    });
+}
+
+/// Checks a secret for HS256.
+pub(crate) fn check_secret(secret: &[u8]) -> Result<(), Error> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(Error::InvalidConfig {
+            field: "jwt_secret",
+            why: format!(
+                "must be at least {MIN_SECRET_LEN} bytes (RFC 7518); make one with `openssl rand -hex 32`"
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// One key the hub verifies with, and the one algorithm it takes.
+struct Verifier {
+    algorithm: Algorithm,
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl Verifier {
+    fn new(algorithm: Algorithm, key: DecodingKey) -> Verifier {
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = CLOCK_SKEW.as_secs();
+        validation.validate_nbf = true;
+        Verifier {
+            algorithm,
+            key,
+            validation,
+        }
+    }
+}
+
+/// Why a request gets 401.
+#[derive(Debug)]
+pub(crate) enum TokenFault {
+    /// A private channel was asked for without any token.
+    NoneToSubscribe(Channel),
+    /// A publish came without a bearer token, and tokens are JWTs.
+    NoneToPublish,
+    /// Only `--publish-token` is set, and this publish did not carry it.
+    NotThePublishToken,
+    /// A token that does not verify; the text says why, never what it was.
+    Invalid(Cow<'static, str>),
+}
+
+/// Why a request gets 403: what a valid token did not cover.
+#[derive(Debug)]
+pub(crate) enum NotCovered {
+    /// Joining this channel.
+    Subscribe(Channel),
+    /// Publishing to this channel, or (`None`) to everyone; `index` is the
+    /// element of a batch.
+    Publish {
+        channel: Option<Channel>,
+        index: Option<usize>,
+    },
+}
+
+/// The hub's access rules, built once from the configuration.
+pub(crate) struct Access {
+    secret: Option<Verifier>,
+    public_key: Option<Verifier>,
+    private: Vec<Pattern>,
+    publish_token: Option<String>,
+}
+
+/// Who is publishing, known before the body is read.
+pub(crate) enum Publisher {
+    /// Anyone may publish anything: no token is configured, or the request
+    /// carried the static `--publish-token`.
+    Unrestricted,
+    /// A token's holder, who may publish where it says.
+    Holder(Grants),
+}
+
+impl Access {
+    /// Reads the keys a configuration that passed
+    /// [`Config::validate`] names.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming `jwt_public_key`: a key file that
+    /// cannot be read or holds no public key the hub can use.
+    pub(crate) fn new(config: &Config) -> Result<Access, Error> {
+        if config.jwt_secret.is_some() || config.jwt_public_key.is_some() {
+            install_crypto_provider();
+        }
+        let secret = config.jwt_secret.as_ref().map(|secret| {
+            Verifier::new(
+                Algorithm::HS256,
+                DecodingKey::from_secret(secret.as_bytes()),
+            )
+        });
+        let public_key = match &config.jwt_public_key {
+            Some(path) => Some(read_public_key(path).map_err(|why| Error::InvalidConfig {
+                field: "jwt_public_key",
+                why: format!("{}: {why}", path.display()),
+            })?),
+            None => None,
+        };
+        Ok(Access {
+            secret,
+            public_key,
+            private: config.private.clone(),
+            publish_token: config.publish_token.clone(),
+        })
+    }
+
+    fn uses_jwt(&self) -> bool {
+        self.secret.is_some() || self.public_key.is_some()
+    }
+
+    fn is_private(&self, channel: &Channel) -> bool {
+        self.private.iter().any(|p| p.matches(channel))
+    }
+
+    /// Checks a subscriber who asked for `channels`: a private one needs a
+    /// valid token that covers it; public channels and the global stream
+    /// need nothing, and a token sent along with them is not even read.
+    pub(crate) fn check_subscriber(
+        &self,
+        request: &Request,
+        channels: &[Channel],
+    ) -> Result<(), Refusal> {
+        let mut private = channels.iter().filter(|c| self.is_private(c)).peekable();
+        let Some(first) = private.peek() else {
+            return Ok(());
+        };
+        let Some(token) = subscriber_token(request) else {
+            return Err(Refusal::Unauthorized(TokenFault::NoneToSubscribe(
+                (*first).clone(),
+            )));
+        };
+        let grants = self.verify(&token)?;
+        match private.find(|c| !grants.may_subscribe(c)) {
+            Some(channel) => Err(Refusal::Forbidden(NotCovered::Subscribe(channel.clone()))),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks a publisher's bearer token, before its body is read. With
+    /// JWTs configured, the static `--publish-token` is accepted too.
+    pub(crate) fn check_publisher(&self, request: &Request) -> Result<Publisher, Refusal> {
+        if self.publish_token.is_none() && !self.uses_jwt() {
+            return Ok(Publisher::Unrestricted);
+        }
+        let bearer = bearer_token(request);
+        if let (Some(expected), Some(given)) = (&self.publish_token, bearer)
+            && constant_time_eq(given.as_bytes(), expected.as_bytes())
+        {
+            return Ok(Publisher::Unrestricted);
+        }
+        if !self.uses_jwt() {
+            return Err(Refusal::Unauthorized(TokenFault::NotThePublishToken));
+        }
+        let token = bearer.ok_or(Refusal::Unauthorized(TokenFault::NoneToPublish))?;
+        Ok(Publisher::Holder(self.verify(token)?))
+    }
+
+    /// What a token allows, if the hub can verify it.
+    fn verify(&self, token: &str) -> Result<Grants, Refusal> {
+        let invalid = |why: Cow<'static, str>| Refusal::Unauthorized(TokenFault::Invalid(why));
+        // A header that names an algorithm the library does not know,
+        // such as `none`, fails here.
+        let header = jsonwebtoken::decode_header(token).map_err(|_| {
+            invalid(
+                format!(
+                    "it is not a JSON Web Token signed with {} \
+                     (three base64url parts, header.payload.signature)",
+                    self.accepted()
+                )
+                .into(),
+            )
+        })?;
+        // The key is chosen by the header's algorithm, and each key takes
+        // only its own: no token can make the hub check an HMAC against
+        // the public key's bytes.
+        let verifier = [&self.secret, &self.public_key]
+            .into_iter()
+            .flatten()
+            .find(|v| v.algorithm == header.alg)
+            .ok_or_else(|| {
+                invalid(
+                    format!(
+                        "it is signed with {:?}, and the hub takes {}",
+                        header.alg,
+                        self.accepted()
+                    )
+                    .into(),
+                )
+            })?;
+        jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation)
+            .map(|data| data.claims.grants)
+            .map_err(|e| invalid(why_invalid(e.kind())))
+    }
+
+    /// The algorithms the hub takes, for an error message.
+    fn accepted(&self) -> String {
+        [&self.secret, &self.public_key]
+            .into_iter()
+            .flatten()
+            .map(|v| format!("{:?}", v.algorithm))
+            .collect::<Vec<_>>()
+            .join(" or ")
+    }
+}
+
+impl Publisher {
+    /// Checks that the publisher may publish every one of `messages`: all
+    /// or nothing, so a batch with one channel not covered publishes none.
+    pub(crate) fn check(&self, messages: &[Message]) -> Result<(), Refusal> {
+        let Publisher::Holder(grants) = self else {
+            return Ok(());
+        };
+        let batch = messages.len() > 1;
+        match messages
+            .iter()
+            .enumerate()
+            .find(|(_, m)| !grants.may_publish(m.channel.as_ref()))
+        {
+            Some((index, message)) => Err(Refusal::Forbidden(NotCovered::Publish {
+                channel: message.channel.clone(),
+                index: batch.then_some(index),
+            })),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Words for why a token failed, for the 401's text.
+fn why_invalid(kind: &ErrorKind) -> Cow<'static, str> {
+    match kind {
+        ErrorKind::ExpiredSignature => "it has expired (exp)".into(),
+        ErrorKind::ImmatureSignature => "it is not valid yet (nbf)".into(),
+        ErrorKind::InvalidSignature => "its signature does not verify".into(),
+        ErrorKind::InvalidAlgorithm => "its algorithm does not fit the hub's key".into(),
+        ErrorKind::MissingRequiredClaim(claim) => format!("it has no {claim} claim").into(),
+        ErrorKind::InvalidClaimFormat(claim) => format!("its {claim} claim is malformed").into(),
+        ErrorKind::InvalidAudience => {
+            "it names an audience (aud), and this hub is none: leave aud out".into()
+        }
+        ErrorKind::Json(e) => format!("its claims are malformed: {e}").into(),
+        _ => "it is not a well-formed JSON Web Token".into(),
+    }
+}
+
+/// The largest key file read; an RSA key of 16,384 bits is under 3 KiB
+/// of PEM.
+const MAX_KEY_FILE: u64 = 64 * 1024;
+
+/// Reads a PEM public key and picks the algorithm that goes with it.
+fn read_public_key(path: &Path) -> Result<Verifier, String> {
+    let mut pem = Vec::new();
+    File::open(path)
+        .and_then(|file| file.take(MAX_KEY_FILE + 1).read_to_end(&mut pem))
+        .map_err(|e| format!("cannot read it: {e}"))?;
+    if pem.len() as u64 > MAX_KEY_FILE {
+        return Err(format!(
+            "is larger than {} KiB, too large for a PEM public key",
+            MAX_KEY_FILE / 1024
+        ));
+    }
+    let text = String::from_utf8_lossy(&pem);
+    if text.contains("PRIVATE KEY-----") {
+        // A private key on the hub is a secret where it need not be.
+        return Err(
+            "holds a private key; give the public key (`openssl pkey -in KEY -pubout`)".into(),
+        );
+    }
+    if let Ok(key) = DecodingKey::from_ec_pem(&pem) {
+        // The key is the curve point; only P-256's uncompressed point
+        // (0x04, then two 32-byte coordinates) goes with ES256.
+        if key.as_bytes().len() != 65 {
+            return Err("holds an EC key that is not on P-256, the curve of ES256".into());
+        }
+        return Ok(Verifier::new(Algorithm::ES256, key));
+    }
+    if let Ok(key) = DecodingKey::from_ed_pem(&pem) {
+        return Ok(Verifier::new(Algorithm::EdDSA, key));
+    }
+    if let Ok(key) = DecodingKey::from_rsa_pem(&pem) {
+        return Ok(Verifier::new(Algorithm::RS256, key));
+    }
+    Err("holds no PEM public key for RS256 (RSA), ES256 (P-256) or EdDSA (Ed25519)".into())
+}
+
+/// The credentials of an `Authorization: Bearer` header (the scheme in
+/// any case).
+fn bearer_token(request: &Request) -> Option<&str> {
+    let (scheme, credentials) = header_value(request, "Authorization")?.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("Bearer")
+        .then(|| credentials.trim())
+}
+
+/// A subscriber's token: the bearer header, else `token=` in the query
+/// (an EventSource cannot set headers), else the cookie.
+fn subscriber_token(request: &Request) -> Option<Cow<'_, str>> {
+    let from_query = || {
+        form_urlencoded::parse(query_of(request.url()).as_bytes())
+            .find(|(key, _)| key == "token")
+            .map(|(_, value)| Cow::Owned(value.into_owned()))
+    };
+    let from_cookie = || {
+        request
+            .headers()
+            .iter()
+            .filter(|h| h.field.equiv("Cookie"))
+            .flat_map(|h| h.value.as_str().split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == TOKEN_COOKIE)
+            .map(|(_, value)| Cow::Borrowed(value.trim_matches('"')))
+    };
+    bearer_token(request)
+        .map(Cow::Borrowed)
+        .or_else(from_query)
+        .or_else(from_cookie)
+        .filter(|token| !token.is_empty())
+}
+
+/// Compares every byte whatever the first difference, so the time taken does
+/// not tell an attacker how much of a guess was right. (The length is not
+/// secret.)
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let difference = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(difference) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(name: &str) -> Channel {
+        Channel::new(name).unwrap()
+    }
+
+    fn pattern(text: &str) -> Pattern {
+        Pattern::new(text).unwrap()
+    }
+
+    #[test]
+    fn tokens_compare_exactly() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+        assert!(!constant_time_eq(b"", b"x"));
+    }
+
+    #[test]
+    fn a_star_at_the_end_matches_any_rest() {
+        assert!(pattern("room:*").matches(&channel("room:")));
+        assert!(!pattern("room:*").matches(&channel("room")));
+        assert!(pattern("*").matches(&channel("anything")));
+        assert!(pattern("*").is_everything());
+        assert!(!pattern("a*").is_everything());
+        assert!(pattern("a").matches(&channel("a")));
+        assert!(!pattern("a").matches(&channel("ab")));
+    }
+
+    #[test]
+    fn bad_patterns_are_refused() {
+        for bad in ["", "**", "a*b", "*a", "a b", "é", &"x".repeat(65)] {
+            assert!(Pattern::new(bad).is_err(), "{bad:?}");
+        }
+        assert!(Pattern::new(&format!("{}*", "x".repeat(64))).is_ok());
+    }
+
+    #[test]
+    fn patterns_read_and_print_the_same() {
+        for text in ["*", "news", "user:*", "a/b.c-d_e:f"] {
+            assert_eq!(pattern(text).to_string(), text);
+        }
+    }
+
+    #[test]
+    fn only_star_covers_a_message_for_everyone() {
+        let grants = Grants {
+            subscribe: vec![],
+            publish: vec![pattern("a*")],
+        };
+        assert!(grants.may_publish(Some(&channel("ab"))));
+        assert!(!grants.may_publish(None));
+        let everything = Grants {
+            subscribe: vec![],
+            publish: vec![pattern("*")],
+        };
+        assert!(everything.may_publish(None));
+        assert!(!Grants::default().may_subscribe(&channel("a")));
+    }
+
+    #[test]
+    fn a_claim_with_a_bad_pattern_or_an_unknown_list_is_refused() {
+        assert!(serde_json::from_str::<Grants>(r#"{"subscribe": ["a b"]}"#).is_err());
+        assert!(serde_json::from_str::<Grants>(r#"{"subscibe": ["a"]}"#).is_err());
+        assert_eq!(
+            serde_json::from_str::<Grants>("{}").unwrap(),
+            Grants::default()
+        );
+    }
+
+    #[test]
+    fn minted_tokens_verify_with_the_same_secret_only() {
+        let secret = "0123456789abcdef0123456789abcdef";
+        let config = Config {
+            jwt_secret: Some(secret.to_owned()),
+            ..Config::default()
+        };
+        let access = Access::new(&config).unwrap();
+        let grants = Grants {
+            subscribe: vec![pattern("user:42")],
+            publish: vec![pattern("*")],
+        };
+        let token = mint_hs256(secret.as_bytes(), &grants, Duration::from_secs(60)).unwrap();
+        assert_eq!(access.verify(&token).unwrap(), grants);
+
+        let other = mint_hs256(&[b'x'; 32], &grants, Duration::from_secs(60)).unwrap();
+        assert!(matches!(
+            access.verify(&other),
+            Err(Refusal::Unauthorized(TokenFault::Invalid(_)))
+        ));
+        assert!(mint_hs256(b"short", &grants, Duration::from_secs(60)).is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! The hang-up watcher: one thread that sees at once when a subscriber's
+//! connection closes, or when a client sends anything more on it.
+//!
+//! A stream's thread spends its life writing or asleep; it would only learn
+//! that its client is gone when a write fails, which for an idle stream
+//! means the next heartbeat, seconds later. Meanwhile the client would count
+//! in `/stats` and in publish replies, and hold its thread and descriptor.
+//! So while a stream runs, its socket is registered here (`epoll`, one
+//! event per socket): a hang-up (the peer's FIN, a reset) or bytes arriving
+//! (a request pipelined behind the stream, which cannot be answered until
+//! the stream ends) make the watcher ask the hub to close that client's
+//! stream. The stream's thread then ends the body and returns.
+//!
+//! A socket is registered by [`HangUps::watch`] and taken out when the
+//! returned [`Watch`] is dropped, which the stream's thread does before its
+//! connection can close, so a descriptor number is never watched after it
+//! was reused. Each registration has its own token, so an event that was
+//! already on its way for an earlier registration names no one.
+
+use std::collections::HashMap;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::core::Hub;
+use crate::core::command::ClientId;
+use crate::core::queue::Closed;
+
+/// How often the watcher looks whether the server is stopping.
+const STOP_CHECK_MS: i32 = 500;
+
+/// Events taken from the kernel at once.
+const EVENTS: usize = 64;
+
+/// The watcher's state, shared by the streams that register with it.
+pub(crate) struct HangUps {
+    hub: Hub,
+    epoll: Epoll,
+    next_token: AtomicU64,
+    watched: Mutex<HashMap<u64, ClientId>>,
+    stopping: AtomicBool,
+}
+
+/// A socket being watched; dropping it stops the watch.
+pub(crate) struct Watch {
+    hangups: Arc<HangUps>,
+    fd: RawFd,
+    token: u64,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        self.hangups.epoll.remove(self.fd);
+        self.hangups.lock().remove(&self.token);
+    }
+}
+
+impl HangUps {
+    /// A watcher that closes streams of `hub`.
+    pub(crate) fn new(hub: Hub) -> io::Result<HangUps> {
+        Ok(HangUps {
+            hub,
+            epoll: Epoll::new()?,
+            next_token: AtomicU64::new(0),
+            watched: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
+        })
+    }
+
+    /// Watches `fd`, the socket of `client`'s stream, until the returned
+    /// guard is dropped.
+    pub(crate) fn watch(self: &Arc<HangUps>, fd: RawFd, client: ClientId) -> io::Result<Watch> {
+        let token = self.next_token.fetch_add(1, Ordering::Relaxed);
+        self.lock().insert(token, client);
+        if let Err(e) = self.epoll.add(fd, token) {
+            self.lock().remove(&token);
+            return Err(e);
+        }
+        Ok(Watch {
+            hangups: Arc::clone(self),
+            fd,
+            token,
+        })
+    }
+
+    /// Makes [`HangUps::run`] return soon.
+    pub(crate) fn stop(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
+    }
+
+    /// The watcher thread's body: until stopped, closes the stream of every
+    /// client whose socket hangs up or receives anything.
+    pub(crate) fn run(&self) {
+        let mut events = [Event::default(); EVENTS];
+        while !self.stopping.load(Ordering::Relaxed) {
+            let ready = match self.epoll.wait(&mut events, STOP_CHECK_MS) {
+                Ok(ready) => ready,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::error!("the hang-up watcher cannot wait for events: {e}");
+                    return;
+                }
+            };
+            for event in &events[..ready] {
+                let client = self.lock().get(&event.token).copied();
+                let Some(client) = client else {
+                    continue; // that stream has ended already
+                };
+                let why = if event.hung_up {
+                    Closed::HungUp
+                } else {
+                    Closed::Asked("a request was pipelined behind its stream")
+                };
+                self.hub.close_for(client, why);
+            }
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, ClientId>> {
+        self.watched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// What the kernel reported for one socket.
+#[derive(Clone, Copy, Default)]
+struct Event {
+    token: u64,
+    /// The peer closed its side or reset the connection (else: bytes
+    /// arrived).
+    hung_up: bool,
+}
+
+#[cfg(target_os = "linux")]
+use linux::Epoll;
+
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+    use super::Event;
+
+    /// An epoll instance.
+    pub(super) struct Epoll(OwnedFd);
+
+    impl Epoll {
+        pub(super) fn new() -> io::Result<Epoll> {
+            // SAFETY: epoll_create1 takes no pointers; a non-negative result
+            // is a new descriptor that we own.
+            let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `fd` was just created and is owned by no one else.
+            Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
+        }
+
+        /// Reports `fd` once, when its peer hangs up or sends bytes.
+        pub(super) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+            let mut event = libc::epoll_event {
+                events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
+                u64: token,
+            };
+            // SAFETY: `event` is a valid epoll_event for the call's duration.
+            let done =
+                unsafe { libc::epoll_ctl(self.0.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut event) };
+            if done < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        }
+
+        pub(super) fn remove(&self, fd: RawFd) {
+            // SAFETY: a null event is allowed for EPOLL_CTL_DEL; a
+            // descriptor that is not registered only makes the call fail.
+            unsafe {
+                libc::epoll_ctl(
+                    self.0.as_raw_fd(),
+                    libc::EPOLL_CTL_DEL,
+                    fd,
+                    std::ptr::null_mut(),
+                );
+            }
+        }
+
+        /// Waits up to `timeout_ms` for events; returns how many it wrote.
+        pub(super) fn wait(&self, out: &mut [Event], timeout_ms: i32) -> io::Result<usize> {
+            let mut raw = [libc::epoll_event { events: 0, u64: 0 }; super::EVENTS];
+            let max = raw.len().min(out.len()) as i32;
+            // SAFETY: `raw` holds `max` writable events.
+            let n =
+                unsafe { libc::epoll_wait(self.0.as_raw_fd(), raw.as_mut_ptr(), max, timeout_ms) };
+            if n < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let n = n as usize;
+            let gone = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
+            for (slot, event) in out.iter_mut().zip(&raw[..n]) {
+                *slot = Event {
+                    token: event.u64,
+                    hung_up: event.events & gone != 0,
+                };
+            }
+            Ok(n)
+        }
+    }
+}
+
+/// Elsewhere no hang-up is seen early: a gone client is noticed when a
+/// write to it fails (at the latest, the next heartbeat).
+#[cfg(not(target_os = "linux"))]
+struct Epoll;
+
+#[cfg(not(target_os = "linux"))]
+impl Epoll {
+    fn new() -> io::Result<Epoll> {
+        Ok(Epoll)
+    }
+
+    fn add(&self, _fd: RawFd, _token: u64) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn remove(&self, _fd: RawFd) {}
+
+    fn wait(&self, _out: &mut [Event], timeout_ms: i32) -> io::Result<usize> {
+        std::thread::sleep(std::time::Duration::from_millis(timeout_ms as u64));
+        Ok(0)
+    }
+}
