@@ -430,13 +430,7 @@ fn a_malformed_redis_url_stops_the_start_with_a_clear_error() {
         "http://example.com",
         "redis://127.0.0.1:notaport/0",
     ] {
-        let output = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
-            .args(["--listen", "127.0.0.1:0", "--redis", url])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .expect("run sse-hub");
+        let output = common::run_to_exit(&["--listen", "127.0.0.1:0", "--redis", url], &[]);
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(!output.status.success(), "{url}: exits non-zero");
         assert!(
