@@ -113,24 +113,23 @@ impl Reader {
     }
 
     /// Runs until the hub stops; restarts its loop after a panic.
-    pub(crate) fn run(mut self, mut first: Option<Connection>) {
-        loop {
-            let connection = first.take();
-            let outcome = panic::catch_unwind(AssertUnwindSafe(|| self.tail(connection)));
-            match outcome {
-                Ok(()) => return,
-                Err(_) => {
-                    // The panic hook has logged the message.
-                    error!(
-                        "the Redis reader failed; it starts again from entry {}",
-                        self.cursor
-                            .map_or_else(|| "(none yet)".to_owned(), |c| c.to_string())
-                    );
-                    self.set_state(false);
-                    thread::sleep(self.backoff.next());
-                }
-            }
-        }
+    pub(crate) fn run(mut self, first: Option<Connection>) {
+        let mut first = Some(first);
+        restart_after_panic(
+            &mut self,
+            |reader| reader.tail(first.take().flatten()),
+            |reader| {
+                // The panic hook has logged the panic itself.
+                error!(
+                    "the Redis reader failed; it starts again from entry {}",
+                    reader
+                        .cursor
+                        .map_or_else(|| "(none yet)".to_owned(), |c| c.to_string())
+                );
+                reader.set_state(false);
+                thread::sleep(reader.backoff.next());
+            },
+        );
     }
 
     /// Connects (unless given a connection), reads, and on failure waits
@@ -248,6 +247,19 @@ impl Reader {
     }
 }
 
+/// Runs `body` on `state` until it returns; after a panic in it, calls
+/// `recover` and runs it again. `state` lives outside the unwinding, so
+/// what `body` had recorded before the panic is kept.
+fn restart_after_panic<S>(
+    state: &mut S,
+    mut body: impl FnMut(&mut S),
+    mut recover: impl FnMut(&mut S),
+) {
+    while panic::catch_unwind(AssertUnwindSafe(|| body(state))).is_err() {
+        recover(state);
+    }
+}
+
 /// Waits that double from `first` up to `cap`, each a random time between
 /// half and all of the current step, so that nodes that lost Redis
 /// together do not all knock at the same moment.
@@ -309,6 +321,28 @@ mod tests {
         assert!(backoff.next() >= cap / 2);
         backoff.reset();
         assert!(backoff.next() <= first);
+    }
+
+    #[test]
+    fn a_panic_restarts_the_loop_from_where_it_was() {
+        // Each run records a step, and the first two panic right after.
+        let mut state = (Vec::new(), 0);
+        let mut panics = 0;
+        restart_after_panic(
+            &mut state,
+            |(steps, _)| loop {
+                steps.push(steps.len());
+                if panics < 2 {
+                    panics += 1;
+                    panic!("a bug in the loop");
+                }
+                if steps.len() == 5 {
+                    return;
+                }
+            },
+            |(_, recoveries)| *recoveries += 1,
+        );
+        assert_eq!(state, (vec![0, 1, 2, 3, 4], 2), "nothing recorded is lost");
     }
 
     #[test]
