@@ -356,7 +356,7 @@ fn entry(id: EventId, fields: Value) -> Result<Entry, String> {
     };
     let (mut message, mut name, mut channel, mut origin) = (None, None, None, None);
     for (field, value) in pairs {
-        let Some(value) = text(&value) else {
+        let Some(value) = into_text(value) else {
             return Err("a field's value is not UTF-8 text".to_owned());
         };
         match text(&field).as_deref() {
@@ -391,6 +391,15 @@ fn parse_origin(text: &str) -> Option<Origin> {
         run: u64::from_str_radix(run, 16).ok()?,
         ticket: ticket.parse().ok()?,
     })
+}
+
+/// A reply value as text, if it is UTF-8 text, without copying it.
+fn into_text(value: Value) -> Option<String> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes).ok(),
+        Value::SimpleString(text) | Value::VerbatimString { text, .. } => Some(text),
+        _ => None,
+    }
 }
 
 /// A reply value as text, if it is UTF-8 text.
