@@ -52,14 +52,17 @@ free_port() {
 }
 
 children=()
+scratch=()
 cleanup() {
   for pid in "${children[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for dir in "${scratch[@]}"; do rm -rf "$dir"; done
 }
 trap cleanup EXIT
 
 # --- Redis --------------------------------------------------------------------
 redis_dir="$(mktemp -d /tmp/sse-hub-bench-redis.XXXXXX)"
+scratch+=("$redis_dir")
 redis_port="$(free_port)"
 redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
   --dir "$redis_dir" >"$OUT/logs/redis.log" 2>&1 &
@@ -139,6 +142,7 @@ stop_hubs "$HUB_PID"
 start_nginx() {
   local prefix port servers=""
   prefix="$(mktemp -d /tmp/sse-hub-bench-nginx.XXXXXX)"
+  scratch+=("$prefix")
   port="$(free_port)"
   for addr in "$@"; do servers+="    server $addr;"$'\n'; done
   mkdir -p "$prefix/logs"
