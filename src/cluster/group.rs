@@ -31,6 +31,9 @@ struct State<C> {
     answers: HashMap<u64, Result<EventId, Error>>,
     /// A pipeline is in flight.
     sending: bool,
+    /// Publishers asleep on `answered`: waking none costs a system call
+    /// all the same, which a lone publisher should not pay.
+    waiting: usize,
     next_slot: u64,
 }
 
@@ -41,6 +44,7 @@ impl<C> Group<C> {
                 queued: Vec::new(),
                 answers: HashMap::new(),
                 sending: false,
+                waiting: 0,
                 next_slot: 0,
             }),
             answered: Condvar::new(),
@@ -68,10 +72,12 @@ impl<C> Group<C> {
                 return answer;
             }
             if state.sending {
+                state.waiting += 1;
                 state = match self.answered.wait(state) {
                     Ok(state) => state,
                     Err(poisoned) => poisoned.into_inner(),
                 };
+                state.waiting -= 1;
                 continue;
             }
             // Nothing in flight: send everything queued, this one included
@@ -109,7 +115,9 @@ impl<C> Group<C> {
                     }
                 }
             }
-            self.answered.notify_all();
+            if state.waiting > 0 {
+                self.answered.notify_all();
+            }
         }
     }
 
