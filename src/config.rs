@@ -8,6 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::cluster::ClusterConfig;
 use crate::error::Error;
 use crate::server::access::{Pattern, check_secret};
 
@@ -136,6 +137,9 @@ pub struct Config {
     ///
     /// [`StreamRequest::offer_gzip`]: crate::StreamRequest::offer_gzip
     pub compress: bool,
+    /// Cluster mode: share this Redis stream with other hubs. `None`: one
+    /// process, history in memory.
+    pub cluster: Option<ClusterConfig>,
 }
 
 impl Default for Config {
@@ -154,6 +158,7 @@ impl Default for Config {
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             compress: false,
+            cluster: None,
         }
     }
 }
@@ -193,6 +198,9 @@ impl Config {
         check_duration("write_timeout", self.write_timeout)?;
         check_duration("body_timeout", self.body_timeout)?;
         check_duration("idle_timeout", self.idle_timeout)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.validate()?;
+        }
         Ok(())
     }
 }

@@ -73,6 +73,9 @@ pub enum Error {
     /// An internal thread ended, or could not be started; the hub cannot go
     /// on serving.
     ThreadDied(&'static str),
+    /// Cluster mode: Redis cannot be reached, or did not answer in time;
+    /// the text says what failed and whether anything was published.
+    RedisUnavailable(String),
 }
 
 impl fmt::Display for Error {
@@ -116,6 +119,7 @@ impl fmt::Display for Error {
             Error::HubFull => f.write_str("the hub is full, try again later"),
             Error::HubStopped => f.write_str("the hub has stopped"),
             Error::ThreadDied(name) => write!(f, "internal thread `{name}` stopped unexpectedly"),
+            Error::RedisUnavailable(why) => f.write_str(why),
         }
     }
 }

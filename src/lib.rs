@@ -16,6 +16,11 @@
 //!   and `/metrics`. The `sse-hub` binary is this server and a command
 //!   line.
 //!
+//! Either can be one node of a cluster (`src/cluster/`, the `cluster`
+//! feature): hubs that share one Redis stream, so that a message published
+//! on any node reaches the subscribers of every node with one ID, in one
+//! order, and a client resumes on any node.
+//!
 //! A message takes this path, one module per room on it:
 //!
 //! ```text
@@ -109,23 +114,28 @@
 //! # Features
 //!
 //! `cli` (on by default) builds the `sse-hub` binary, with its command-line
-//! parser, logger and signal handling. A library user can turn it off
+//! parser, logger and signal handling. `cluster` (on by default, and always
+//! in the binary) is cluster mode: hubs that share one Redis stream
+//! ([`Hub::start_clustered`], [`Config::cluster`]), through the `redis`
+//! crate's blocking client. A library user can turn both off
 //! (`default-features = false`) and gets none of those dependencies.
 //!
 //! [`Write`]: std::io::Write
 
 #![deny(missing_docs)]
 
+mod cluster;
 mod config;
 mod core;
 mod error;
 mod server;
 
+pub use crate::cluster::{ClusterConfig, DEFAULT_STREAM};
 pub use crate::config::{Config, HubConfig, MAX_DURATION};
 pub use crate::core::channel::{self, Channel};
 pub use crate::core::command::ClientId;
 pub use crate::core::event_id::{self, EventId};
-pub use crate::core::metrics::Stats;
+pub use crate::core::metrics::{RedisState, Stats};
 pub use crate::core::publish::{MAX_BATCH_MESSAGES, PublishBody};
 pub use crate::core::queue::Closed;
 pub use crate::core::sse::{self, Event, EventName, Frame};

@@ -20,7 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use env_logger::{Target, WriteStyle};
 use log::{error, warn};
 use sse_hub::access::{Grants, Pattern, mint_hs256};
-use sse_hub::{Config, Error, HubConfig, Server};
+use sse_hub::{ClusterConfig, Config, Error, HubConfig, Server};
 
 /// The defaults, from the one place that defines them.
 fn defaults() -> Config {
@@ -132,6 +132,22 @@ struct Args {
           allow_negative_numbers = true, value_parser = whole_number)]
     idle_timeout: u64,
 
+    /// Cluster mode: share a Redis stream with other hubs, as
+    /// redis://[:password@]host:port/db (prefer the environment variable if
+    /// it holds a password: a flag shows up in `ps`)
+    #[arg(
+        long,
+        env = "SSE_HUB_REDIS",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    redis: Option<String>,
+
+    /// The stream's key in Redis (cluster mode)
+    #[arg(long, env = "SSE_HUB_REDIS_STREAM", value_name = "KEY",
+          default_value = sse_hub::DEFAULT_STREAM)]
+    redis_stream: String,
+
     /// Gzip event streams for clients that send `Accept-Encoding: gzip`
     /// (HTTP/1.1 only); about 16 KiB more per compressed stream
     #[arg(long, env = "SSE_HUB_COMPRESS", default_value_t = defaults().compress,
@@ -210,6 +226,10 @@ impl Args {
             body_timeout: Duration::from_secs(self.body_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             compress: self.compress,
+            cluster: self.redis.map(|redis| ClusterConfig {
+                redis,
+                stream: self.redis_stream,
+            }),
         }
     }
 }

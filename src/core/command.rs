@@ -14,6 +14,7 @@ use crate::core::event_id::EventId;
 use crate::core::history::Replay;
 use crate::core::metrics::Stats;
 use crate::core::queue::{Closed, Queue};
+use crate::core::upstream::{Incoming, Until};
 use crate::error::Error;
 
 /// A subscriber's ID: unique across restarts of the hub (it starts with a
@@ -69,8 +70,14 @@ pub(crate) struct Grant {
     /// The point from which the stream is complete: the ID the client
     /// resumes from, or else the newest ID when it was registered.
     pub(crate) resume_point: EventId,
+    /// In a cluster, when the hub's memory does not reach back to the
+    /// resume point: the rest of the replay is read from the log, after
+    /// this ID and up to this bound, on the subscriber's thread.
+    pub(crate) backfill: Option<(EventId, Until)>,
 }
 
+// The log's entries come only from the cluster's reader (`cluster` feature).
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))]
 pub(crate) enum Command {
     /// Publish these messages, in order, as one step.
     Publish {
@@ -92,6 +99,36 @@ pub(crate) enum Command {
     },
     Stats {
         reply: Sender<Stats>,
+    },
+    /// Cluster: a publisher on this node is about to append `messages`
+    /// entries tagged with `ticket`; answer it once they have all come back
+    /// from the log and were fanned out.
+    Expect {
+        ticket: u64,
+        messages: usize,
+        reply: Sender<Receipt>,
+    },
+    /// Cluster: the publish with this ticket failed or gave up waiting.
+    Forget {
+        ticket: u64,
+    },
+    /// Cluster: entries read from the log, in its order.
+    Ingest {
+        entries: Vec<Incoming>,
+    },
+    /// Cluster: the log's recent past, read when the reader first reaches
+    /// it; kept for replay, not fanned out.
+    Prime {
+        entries: Vec<Incoming>,
+        /// The entries are the whole log.
+        complete: bool,
+        /// The newest ID the log has dropped, if it says.
+        trimmed: Option<EventId>,
+    },
+    /// Cluster: the log dropped entries up to `trimmed` before this node
+    /// read them.
+    Missed {
+        trimmed: EventId,
     },
     /// Close every stream and end the hub thread.
     Shutdown,

@@ -1,13 +1,21 @@
 //! [`Hub`]: the handle through which any thread publishes, subscribes and
 //! reads figures. It sends commands to the hub thread and waits for the
 //! answers; it never touches the hub's state itself.
+//!
+//! In a cluster the handle also holds the shared log (`upstream.rs`): a
+//! publish is appended there, on the publisher's thread, and answered when
+//! the hub thread has fanned the entries out as they came back; a resume
+//! that reaches past the hub's memory reads the rest from the log, on the
+//! subscriber's thread.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{RecvTimeoutError, Sender};
+use log::info;
 
 use crate::config::HubConfig;
 use crate::core::channel::Channel;
@@ -17,7 +25,12 @@ use crate::core::hub::HubThread;
 use crate::core::metrics::{Counters, Stats};
 use crate::core::queue::{self, Closed, Queue, Took};
 use crate::core::sse::{Event, Frame};
+use crate::core::upstream::{Feed, Origin, Upstream};
 use crate::error::Error;
+
+/// How long a clustered publish waits for its entries to come back from
+/// the log before it gives up on reporting them.
+const CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 /// The outcome of a publish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +120,12 @@ pub struct Hub {
     commands: Sender<Command>,
     counters: Arc<Counters>,
     config: Arc<HubConfig>,
+    /// Cluster mode: the shared log publishes go through.
+    upstream: Option<Arc<dyn Upstream>>,
+    /// The random tag of this run of the hub.
+    run: u64,
+    /// Numbers this run's clustered publishes.
+    tickets: Arc<AtomicU64>,
 }
 
 impl Hub {
@@ -117,13 +136,16 @@ impl Hub {
     /// [`Error::InvalidConfig`] naming the setting that is out of range, or
     /// [`Error::ThreadDied`] if the system refused the thread.
     pub fn start(config: HubConfig) -> Result<Hub, Error> {
-        Hub::start_watched(config, || {})
+        Hub::start_watched(config, Arc::default(), None, || {})
     }
 
-    /// Like [`Hub::start`], and calls `on_end` on the hub thread when it
-    /// ends, whether it returned or panicked.
+    /// Like [`Hub::start`], with the counters to share, publishing through
+    /// `upstream` if given (a cluster), and calls `on_end` on the hub
+    /// thread when it ends, whether it returned or panicked.
     pub(crate) fn start_watched(
         config: HubConfig,
+        counters: Arc<Counters>,
+        upstream: Option<Arc<dyn Upstream>>,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<Hub, Error> {
         /// Calls its function when dropped, also while a panic unwinds.
@@ -136,7 +158,8 @@ impl Hub {
             }
         }
         config.validate()?;
-        let (hub, commands, counters) = HubThread::new(&config);
+        let (hub, commands) = HubThread::new(&config, Arc::clone(&counters), upstream.is_some());
+        let run = hub.run_tag();
         let on_end = OnEnd(Some(on_end));
         thread::Builder::new()
             .name("sse-hub".into())
@@ -149,7 +172,19 @@ impl Hub {
             commands,
             counters,
             config: Arc::new(config),
+            upstream,
+            run,
+            tickets: Arc::new(AtomicU64::new(1)),
         })
+    }
+
+    /// How a cluster's reader hands the log's entries to this hub.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub(crate) fn feed(&self) -> Feed {
+        Feed {
+            commands: self.commands.clone(),
+            run: self.run,
+        }
     }
 
     /// The settings the hub runs with.
@@ -167,6 +202,19 @@ impl Hub {
     ///
     /// [`Error::HubStopped`] if the hub has stopped.
     pub fn publish(&self, event: &Event, channel: Option<&Channel>) -> Result<Published, Error> {
+        if let Some(upstream) = &self.upstream {
+            let message = Message {
+                event: event.clone(),
+                channel: channel.cloned(),
+            };
+            let receipt =
+                self.publish_upstream(upstream.as_ref(), std::slice::from_ref(&message))?;
+            let id = *receipt.ids.first().ok_or(Error::HubStopped)?;
+            return Ok(Published {
+                id,
+                clients: receipt.clients,
+            });
+        }
         let batch = vec![Outgoing {
             body: event.encode_body(),
             channel: channel.cloned(),
@@ -209,6 +257,13 @@ impl Hub {
                 clients: 0,
             });
         }
+        if let Some(upstream) = &self.upstream {
+            let receipt = self.publish_upstream(upstream.as_ref(), messages)?;
+            return Ok(PublishedBatch {
+                ids: receipt.ids,
+                clients: receipt.clients,
+            });
+        }
         let batch = messages
             .iter()
             .map(|m| Outgoing {
@@ -221,6 +276,45 @@ impl Hub {
             ids: receipt.ids,
             clients: receipt.clients,
         })
+    }
+
+    /// Cluster: appends `messages` to the log, then waits until the hub
+    /// thread has fanned them out as they came back, so that the publisher
+    /// reads its own write and learns this node's count.
+    fn publish_upstream(
+        &self,
+        upstream: &dyn Upstream,
+        messages: &[Message],
+    ) -> Result<Receipt, Error> {
+        let ticket = self.tickets.fetch_add(1, Ordering::Relaxed);
+        let (reply, answer) = crossbeam_channel::bounded(1);
+        // Registered before the append: the entries can come back through
+        // the reader before the append call has even returned here.
+        self.send(Command::Expect {
+            ticket,
+            messages: messages.len(),
+            reply,
+        })?;
+        let origin = Origin {
+            run: self.run,
+            ticket,
+        };
+        if let Err(e) = upstream.append(messages, origin) {
+            let _ = self.send(Command::Forget { ticket });
+            return Err(e);
+        }
+        match answer.recv_timeout(CONFIRM_WAIT) {
+            Ok(receipt) => Ok(receipt),
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.send(Command::Forget { ticket });
+                Err(Error::RedisUnavailable(format!(
+                    "the message reached Redis but did not come back to this node within \
+                     {} s; it may or may not be delivered",
+                    CONFIRM_WAIT.as_secs()
+                )))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(Error::HubStopped),
+        }
     }
 
     fn send_batch(&self, batch: Vec<Outgoing>) -> Result<Receipt, Error> {
@@ -294,6 +388,9 @@ impl Hub {
     /// HTTP body), and every later call fails with [`Error::HubStopped`].
     /// Returns at once; the streams end within about a second and a half.
     pub fn stop(&self) {
+        if let Some(upstream) = &self.upstream {
+            upstream.stop();
+        }
         let _ = self.commands.send(Command::Shutdown);
     }
 
@@ -308,10 +405,33 @@ impl Hub {
         let _ = self.send(Command::Close { client, why });
     }
 
+    /// Registers a subscriber and returns what it is owed. In a cluster,
+    /// the part of its replay that the hub's memory does not reach is read
+    /// from the log here, on the calling (the subscriber's) thread.
     pub(crate) fn register(&self, request: SubscribeRequest) -> Result<Grant, Error> {
+        let channels = request.channels.clone();
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(Command::Subscribe { request, reply })?;
-        answer.recv().map_err(|_| Error::HubStopped)?
+        let mut grant = answer.recv().map_err(|_| Error::HubStopped)??;
+        if let (Some((after, until)), Some(upstream)) = (grant.backfill, &self.upstream) {
+            match upstream.backfill(after, until, &channels) {
+                Ok(backfill) => {
+                    let mut frames = backfill.frames;
+                    frames.append(&mut grant.replay.frames);
+                    grant.replay.frames = frames;
+                    grant.replay.gap = backfill.gap;
+                    grant.replay.oldest = backfill.oldest.or(grant.replay.oldest);
+                }
+                Err(e) => {
+                    info!(
+                        "client {}: replay after {after} not read from Redis, so it gets a gap: {e}",
+                        grant.client
+                    );
+                    grant.replay.gap = true;
+                }
+            }
+        }
+        Ok(grant)
     }
 
     pub(crate) fn unsubscribe(&self, client: ClientId) {

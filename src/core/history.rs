@@ -76,6 +76,19 @@ impl History {
         self.entries.push_back(Entry { id, channel, frame });
     }
 
+    /// Cluster: the memory holds every message from `id` on (the oldest
+    /// one read from the log when the node first reached it), or, with
+    /// `None`, everything the log ever held (it was read whole).
+    pub(crate) fn set_known_since(&mut self, id: Option<EventId>) {
+        self.known_since = id.unwrap_or(EventId::new(0, 0));
+    }
+
+    /// Cluster: messages up to `id` were dropped before this memory could
+    /// keep them.
+    pub(crate) fn dropped_through(&mut self, id: EventId) {
+        self.newest_dropped = self.newest_dropped.max(Some(id));
+    }
+
     /// How many messages are retained.
     pub(crate) fn len(&self) -> usize {
         self.entries.len()

@@ -26,6 +26,15 @@
 //! owed and registers its queue for live messages, so nothing falls between
 //! the two. The replay travels in the answer, not through the queue, so a
 //! replay longer than the queue still arrives whole.
+//!
+//! In a cluster (`upstream.rs`) the hub gives no IDs: a publish goes to the
+//! shared log, and the log's entries come back through the reader's
+//! [`Command::Ingest`], in the log's order and with the log's IDs, to be
+//! fanned out and kept exactly as a local publish is. A publisher on this
+//! node registers its ticket first ([`Command::Expect`]) and is answered
+//! when its entries have come back. The history is then the node's memory
+//! of the log: where a resume reaches back further than it, the grant says
+//! so, and the subscriber's thread reads the rest from the log.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -44,6 +53,7 @@ use crate::core::history::{History, Replay};
 use crate::core::metrics::{Counters, Stats};
 use crate::core::queue::{Closed, Pushed, Queue};
 use crate::core::sse::{Frame, push_id_line};
+use crate::core::upstream::{Incoming, Until};
 use crate::error::Error;
 
 /// How long the hub waits at shutdown for streams to end.
@@ -126,6 +136,18 @@ struct Subscriber {
     queue: Arc<Queue>,
 }
 
+/// Cluster: a publish on this node waiting for its entries to come back.
+struct Pending {
+    reply: Sender<Receipt>,
+    /// Entries still to come.
+    left: usize,
+    ids: Vec<EventId>,
+    /// Subscribers any entry of it was queued for, when there are several
+    /// entries (one entry counts its fan-out directly).
+    recipients: HashSet<ClientId>,
+    clients: usize,
+}
+
 /// The hub's state. Built by [`HubThread::new`], then moved onto its own
 /// thread, which calls [`HubThread::run`].
 pub(crate) struct HubThread {
@@ -140,6 +162,15 @@ pub(crate) struct HubThread {
     run: u64,
     next_client: u64,
     max_clients: usize,
+    /// Cluster mode: IDs come from the log, and a resume that reaches back
+    /// past the memory is completed from the log.
+    clustered: bool,
+    /// The first ID this hub could have given: in a cluster, the log's
+    /// entries after it are news to the subscribers that came before the
+    /// reader first reached the log.
+    start: EventId,
+    /// Cluster: publishes on this node waiting for their entries.
+    pending: HashMap<u64, Pending>,
     started: Instant,
     fallout: Fallout,
     /// Reused for every frame, so that building one costs one allocation.
@@ -147,18 +178,22 @@ pub(crate) struct HubThread {
 }
 
 impl HubThread {
-    /// A hub, the channel that reaches it and the counters it shares.
-    pub(crate) fn new(config: &HubConfig) -> (HubThread, Sender<Command>, Arc<Counters>) {
+    /// A hub that keeps `counters` current, and the channel that reaches
+    /// it. `clustered`: its IDs come from a shared log (`upstream.rs`).
+    pub(crate) fn new(
+        config: &HubConfig,
+        counters: Arc<Counters>,
+        clustered: bool,
+    ) -> (HubThread, Sender<Command>) {
         // Unbounded, yet bounded in practice: every sender but a writer
         // saying goodbye waits for its answer. And when the hub ends, an
         // unbounded (linked) channel drops the commands still queued, so
         // their senders see the hub is gone instead of waiting forever.
         let (sender, commands) = crossbeam_channel::unbounded();
-        let counters = Arc::new(Counters::default());
         let start = EventId::new(now_ms(), 0);
         let hub = HubThread {
             commands,
-            counters: Arc::clone(&counters),
+            counters,
             everyone: Members::default(),
             channels: HashMap::new(),
             subscribers: HashMap::new(),
@@ -169,11 +204,19 @@ impl HubThread {
             run: RandomState::new().hash_one(start) & 0xffff_ffff_ffff,
             next_client: 1,
             max_clients: config.max_clients,
+            clustered,
+            start,
+            pending: HashMap::new(),
             started: Instant::now(),
             fallout: Fallout::default(),
             frame_buf: Vec::with_capacity(1024),
         };
-        (hub, sender, counters)
+        (hub, sender)
+    }
+
+    /// The random tag of this run, in every client ID.
+    pub(crate) fn run_tag(&self) -> u64 {
+        self.run
     }
 
     /// Serves commands until told to stop or until every handle is gone,
@@ -215,6 +258,30 @@ impl HubThread {
                 Command::Stats { reply } => {
                     let _ = reply.send(self.stats());
                 }
+                Command::Expect {
+                    ticket,
+                    messages,
+                    reply,
+                } => {
+                    let pending = Pending {
+                        reply,
+                        left: messages,
+                        ids: Vec::with_capacity(messages),
+                        recipients: HashSet::new(),
+                        clients: 0,
+                    };
+                    self.pending.insert(ticket, pending);
+                }
+                Command::Forget { ticket } => {
+                    self.pending.remove(&ticket);
+                }
+                Command::Ingest { entries } => self.ingest(entries),
+                Command::Prime {
+                    entries,
+                    complete,
+                    trimmed,
+                } => self.prime(entries, complete, trimmed),
+                Command::Missed { trimmed } => self.missed(trimmed),
                 Command::Shutdown => break,
             }
             self.wake_some();
@@ -230,15 +297,27 @@ impl HubThread {
     }
 
     fn publish(&mut self, batch: Vec<Outgoing>) -> Receipt {
-        let mut ids = Vec::with_capacity(batch.len());
+        let ids: Vec<EventId> = batch.iter().map(|_| self.clock.next()).collect();
+        let clients = self.deliver(&ids, batch, None);
+        Counters::add(&self.counters.published, ids.len() as u64);
+        Receipt { ids, clients }
+    }
+
+    /// Fans out `batch` with these IDs and keeps it in the history; returns
+    /// how many subscribers at least one message was queued for. With
+    /// `recipients`, adds them there as well.
+    fn deliver(
+        &mut self,
+        ids: &[EventId],
+        batch: Vec<Outgoing>,
+        mut recipients: Option<&mut HashSet<ClientId>>,
+    ) -> usize {
         let mut frames = Vec::with_capacity(batch.len());
-        for message in &batch {
-            let id = self.clock.next();
+        for (message, &id) in batch.iter().zip(ids) {
             self.frame_buf.clear();
             push_id_line(&mut self.frame_buf, id);
             self.frame_buf.extend_from_slice(&message.body);
             frames.push(Frame::new(&self.frame_buf, 1));
-            ids.push(id);
         }
 
         // Runs of messages for the same recipients go out as one frame each.
@@ -271,7 +350,7 @@ impl HubThread {
 
         // With several runs a subscriber may get more than one of them, and
         // counts once.
-        let mut recipients = (runs.len() > 1).then(HashSet::new);
+        let mut own = (runs.len() > 1 && recipients.is_none()).then(HashSet::new);
         let mut clients = 0;
         for (channel, frame) in &runs {
             let members = match channel {
@@ -279,24 +358,117 @@ impl HubThread {
                 Some(channel) => self.channels.get(*channel),
             };
             if let Some(members) = members {
-                clients = clients.max(fan_out(
-                    members,
-                    frame,
-                    &mut self.fallout,
-                    recipients.as_mut(),
-                ));
+                let into = match (&mut own, &mut recipients) {
+                    (Some(own), _) => Some(own),
+                    (None, Some(recipients)) => Some(&mut **recipients),
+                    (None, None) => None,
+                };
+                clients = clients.max(fan_out(members, frame, &mut self.fallout, into));
             }
         }
-        if let Some(recipients) = recipients {
-            clients = recipients.len();
+        if let Some(own) = own {
+            clients = own.len();
         }
         self.drop_refused();
 
         for ((id, message), frame) in ids.iter().zip(batch).zip(frames) {
             self.history.push(*id, message.channel, frame);
         }
-        Counters::add(&self.counters.published, ids.len() as u64);
-        Receipt { ids, clients }
+        clients
+    }
+
+    /// Cluster: fans out entries read from the log, in its order. Runs of
+    /// entries from one publish on this node are counted for it, and it is
+    /// answered when its last entry is out.
+    fn ingest(&mut self, entries: Vec<Incoming>) {
+        let mut entries = entries.into_iter().peekable();
+        while let Some(first) = entries.next() {
+            let ticket = first.ticket.filter(|t| self.pending.contains_key(t));
+            let mut ids = vec![first.id];
+            let mut batch = vec![Outgoing {
+                body: first.body,
+                channel: first.channel,
+            }];
+            // Entries of one publish are adjacent in the log (one MULTI);
+            // entries of no publish waiting here travel together too.
+            while let Some(next) =
+                entries.next_if(|e| e.ticket.filter(|t| self.pending.contains_key(t)) == ticket)
+            {
+                ids.push(next.id);
+                batch.push(Outgoing {
+                    body: next.body,
+                    channel: next.channel,
+                });
+            }
+            Counters::add(&self.counters.published, ids.len() as u64);
+            let Some(ticket) = ticket else {
+                self.deliver(&ids, batch, None);
+                continue;
+            };
+            let Some(mut pending) = self.pending.remove(&ticket) else {
+                continue;
+            };
+            let whole = pending.left == ids.len() && pending.ids.is_empty();
+            if whole {
+                pending.clients = self.deliver(&ids, batch, None);
+            } else {
+                // A publish split across reads: count its recipients once.
+                self.deliver(&ids, batch, Some(&mut pending.recipients));
+                pending.clients = pending.recipients.len();
+            }
+            pending.left = pending.left.saturating_sub(ids.len());
+            pending.ids.extend_from_slice(&ids);
+            if pending.left == 0 {
+                let _ = pending.reply.send(Receipt {
+                    ids: pending.ids,
+                    clients: pending.clients,
+                });
+            } else {
+                self.pending.insert(ticket, pending);
+            }
+        }
+    }
+
+    /// Cluster: keeps the log's recent past, read when the reader first
+    /// reached the log. Entries newer than this hub's start are news to the
+    /// subscribers already here, and are fanned out; older ones are only
+    /// kept, for replay.
+    fn prime(&mut self, entries: Vec<Incoming>, complete: bool, trimmed: Option<EventId>) {
+        let oldest = entries.first().map(|e| e.id);
+        let (past, news): (Vec<Incoming>, Vec<Incoming>) =
+            entries.into_iter().partition(|e| e.id <= self.start);
+        for entry in past {
+            self.frame_buf.clear();
+            push_id_line(&mut self.frame_buf, entry.id);
+            self.frame_buf.extend_from_slice(&entry.body);
+            let frame = Frame::new(&self.frame_buf, 1);
+            self.history.push(entry.id, entry.channel, frame);
+        }
+        if complete {
+            self.history.set_known_since(None);
+        } else if oldest.is_some() {
+            self.history.set_known_since(oldest);
+        }
+        if let Some(trimmed) = trimmed {
+            self.history.dropped_through(trimmed);
+        }
+        if !news.is_empty() {
+            self.ingest(news);
+        }
+    }
+
+    /// Cluster: the log dropped entries this node never read. Its memory
+    /// cannot cover them, and every open stream has missed them: each is
+    /// closed, so that its client resumes and is told of the gap.
+    fn missed(&mut self, trimmed: EventId) {
+        self.history.dropped_through(trimmed);
+        let clients: Vec<ClientId> = self.subscribers.keys().copied().collect();
+        for client in clients {
+            self.remove(
+                client,
+                Closed::Asked("messages were missed while Redis was out of reach"),
+            );
+        }
     }
 
     fn drop_refused(&mut self) {
@@ -318,7 +490,7 @@ impl HubThread {
         }
         let client = ClientId::new(self.run, self.next_client);
         self.next_client += 1;
-        let (replay, resume_point) = match request.resume {
+        let (mut replay, resume_point) = match request.resume {
             Some(after) => (self.history.replay(after, &request.channels), after),
             None => (
                 Replay {
@@ -328,10 +500,24 @@ impl HubThread {
                 self.history.newest(),
             ),
         };
+        // In a cluster, what the memory cannot cover the log may still
+        // hold: the subscriber's thread reads it from there.
+        let backfill = match request.resume {
+            Some(after) if self.clustered && replay.gap => {
+                replay.gap = false;
+                let until = match self.history.oldest() {
+                    Some(oldest) => Until::Before(oldest),
+                    None => Until::Through(self.history.newest()),
+                };
+                Some((after, until))
+            }
+            _ => None,
+        };
         let grant = Grant {
             client,
             replay,
             resume_point,
+            backfill,
         };
         if reply.send(Ok(grant)).is_err() {
             return; // the subscriber is gone already; it will not say goodbye

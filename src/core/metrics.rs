@@ -3,11 +3,12 @@
 //!
 //! Counters are atomics so that writers can count deliveries without a
 //! message to the hub; the per-channel membership lives only in the hub, so
-//! a snapshot is assembled on the hub thread (see `Hub::stats`).
+//! a snapshot is assembled on the hub thread (see `Hub::stats`). In a
+//! cluster, the Redis reader publishes whether Redis is reachable here too.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 use serde::Serialize;
 
@@ -20,12 +21,40 @@ pub(crate) struct Counters {
     pub(crate) write_errors: AtomicU64,
     /// Open streams, kept current by the hub (read for the fast 503 check).
     pub(crate) clients: AtomicUsize,
+    /// Cluster mode: whether Redis is reachable ([`REDIS_UP`] or
+    /// [`REDIS_DOWN`]), kept current by the cluster's reader; 0 outside a
+    /// cluster.
+    pub(crate) redis: AtomicU8,
 }
+/// `Counters::redis`: Redis is reachable.
+pub(crate) const REDIS_UP: u8 = 1;
+/// `Counters::redis`: Redis is out of reach.
+pub(crate) const REDIS_DOWN: u8 = 2;
 
 impl Counters {
     pub(crate) fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Relaxed);
     }
+
+    /// Whether a clustered hub's Redis is reachable; `None` outside a
+    /// cluster.
+    pub(crate) fn redis(&self) -> Option<RedisState> {
+        match self.redis.load(Relaxed) {
+            REDIS_UP => Some(RedisState::Up),
+            REDIS_DOWN => Some(RedisState::Down),
+            _ => None,
+        }
+    }
+}
+
+/// Whether a clustered hub reaches its Redis.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisState {
+    /// Reachable: publishes go through, the reader tails the stream.
+    Up,
+    /// Out of reach: publishes get 503, the reader keeps trying.
+    Down,
 }
 
 /// A snapshot of the hub, as `/stats` serves it.
@@ -47,6 +76,9 @@ pub struct Stats {
     pub history: usize,
     /// Seconds since the hub started.
     pub uptime_s: u64,
+    /// In cluster mode, whether Redis is reachable; absent otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub redis: Option<RedisState>,
 }
 
 impl Stats {
@@ -65,6 +97,7 @@ impl Stats {
             write_errors: counters.write_errors.load(Relaxed),
             history,
             uptime_s,
+            redis: counters.redis(),
         }
     }
 
@@ -123,6 +156,11 @@ impl Stats {
             "Seconds since the hub started.",
             self.uptime_s,
         );
+        if let Some(redis) = self.redis {
+            let up = u64::from(redis == RedisState::Up);
+            let help = "1 if this clustered node reaches Redis, 0 if not.";
+            metric("sse_hub_redis_up", "gauge", help, up);
+        }
 
         out.push_str("# HELP sse_hub_channel_clients Members of each channel.\n");
         out.push_str("# TYPE sse_hub_channel_clients gauge\n");
@@ -152,6 +190,7 @@ mod tests {
             write_errors: 2,
             history: 10,
             uptime_s: 7,
+            redis: None,
         }
     }
 
@@ -181,5 +220,26 @@ mod tests {
             let value = line.rsplit(' ').next().unwrap();
             assert!(value.parse::<u64>().is_ok(), "{line}");
         }
+        assert!(
+            !text.contains("redis"),
+            "no Redis figures outside a cluster"
+        );
+    }
+
+    #[test]
+    fn a_cluster_node_says_whether_it_reaches_redis() {
+        let down = Stats {
+            redis: Some(RedisState::Down),
+            ..sample()
+        };
+        let json: serde_json::Value = serde_json::from_str(&down.to_json()).unwrap();
+        assert_eq!(json["redis"], "down");
+        assert!(down.to_prometheus().contains("\nsse_hub_redis_up 0\n"));
+        let up = Stats {
+            redis: Some(RedisState::Up),
+            ..sample()
+        };
+        assert!(up.to_json().contains("\"redis\":\"up\""));
+        assert!(up.to_prometheus().contains("\nsse_hub_redis_up 1\n"));
     }
 }

@@ -7,7 +7,9 @@
 //! frame for every subscriber (`queue.rs`); each subscriber's thread takes
 //! everything queued and writes it to its stream in one batch
 //! (`writer.rs`), or hands it to an in-process [`Subscription`]. Nothing
-//! here opens a socket or changes anything for the rest of the process.
+//! here opens a socket or changes anything for the rest of the process. In a
+//! cluster, publishes go through a shared log instead of the hub's own
+//! clock; the core sees that log only as the trait in `upstream.rs`.
 
 pub mod channel;
 pub(crate) mod command;
@@ -20,6 +22,7 @@ pub(crate) mod metrics;
 pub(crate) mod publish;
 pub(crate) mod queue;
 pub mod sse;
+pub(crate) mod upstream;
 pub(crate) mod writer;
 
 pub use handle::{Hub, Message, Published, PublishedBatch, Subscription};

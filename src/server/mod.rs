@@ -176,7 +176,12 @@ impl Server {
 
         let signals = crossbeam_channel::unbounded();
         let hub_ended = Report("hub", signals.0.clone());
-        let hub = Hub::start_watched(config.hub.clone(), move || drop(hub_ended))?;
+        let hub = match &config.cluster {
+            None => Hub::start_watched(config.hub.clone(), Arc::default(), None, move || {
+                drop(hub_ended);
+            })?,
+            Some(cluster) => start_clustered(&config, cluster, hub_ended)?,
+        };
         let hangups =
             Arc::new(HangUps::new(hub.clone()).map_err(|_| Error::ThreadDied("hang-up watcher"))?);
         supervise("hang-up watcher", &signals.0, {
@@ -282,6 +287,15 @@ impl Drop for Server {
         self.hub.stop();
         self.hangups.stop();
     }
+}
+
+/// Starts the hub of a cluster node (see `src/cluster/`).
+fn start_clustered(
+    config: &Config,
+    cluster: &crate::cluster::ClusterConfig,
+    hub_ended: Report,
+) -> Result<Hub, Error> {
+    crate::cluster::start_watched(config.hub.clone(), cluster, move || drop(hub_ended))
 }
 
 /// Runs `body` on a named thread that reports its end (normal or by panic)

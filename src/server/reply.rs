@@ -84,9 +84,10 @@ impl Refusal {
 impl From<Error> for Refusal {
     fn from(error: Error) -> Refusal {
         match error {
-            Error::HubFull | Error::HubStopped | Error::ThreadDied(_) => {
-                Refusal::Unavailable(error)
-            }
+            Error::HubFull
+            | Error::HubStopped
+            | Error::ThreadDied(_)
+            | Error::RedisUnavailable(_) => Refusal::Unavailable(error),
             other => Refusal::Invalid(other),
         }
     }

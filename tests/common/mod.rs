@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses a different part of this
 
 pub mod proxy;
+pub mod redis;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

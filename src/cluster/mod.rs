@@ -1,0 +1,369 @@
+//! Cluster mode: any number of hubs share one Redis stream, so that a
+//! message published on any node reaches the subscribers of every node,
+//! with one ID and in one order.
+//!
+//! A room of its own beside the core, not inside it: the core knows only
+//! the trait of a shared log (`core/upstream.rs`) and never opens a
+//! socket; this module is the one that speaks Redis. It enters the core's
+//! path twice. A publish leaves through [`Upstream::append`] (`XADD`, on
+//! the publisher's thread) and comes back, like every other node's, through
+//! the reader (`reader.rs`), which tails the stream and hands entries to
+//! the hub thread in the stream's order; the hub fans them out with their
+//! Redis IDs. A resume that reaches further back than the node's memory
+//! reads the rest with `XRANGE` (`stream.rs`), on the subscriber's thread.
+//! Publishes that arrive together are sent to Redis together (`group.rs`).
+//!
+//! The library builds this only with the `cluster` feature (on by
+//! default); [`ClusterConfig`] exists either way, so a [`Config`] reads the
+//! same, and a build without the feature refuses one with a clear error.
+//!
+//! [`Config`]: crate::Config
+
+use crate::error::Error;
+
+#[cfg(feature = "cluster")]
+mod group;
+#[cfg(feature = "cluster")]
+mod reader;
+#[cfg(feature = "cluster")]
+mod stream;
+
+/// The stream's key in Redis when none is given.
+pub const DEFAULT_STREAM: &str = "sse-hub";
+
+/// Where a clustered hub's Redis stream is.
+///
+/// # Example
+///
+/// ```
+/// let cluster = sse_hub::ClusterConfig::new("redis://127.0.0.1:6379/0");
+/// assert_eq!(cluster.stream, "sse-hub");
+/// assert!(cluster.validate().is_ok());
+/// assert!(sse_hub::ClusterConfig::new("127.0.0.1:6379").validate().is_err());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterConfig {
+    /// `redis://[:password@]host:port/db`.
+    pub redis: String,
+    /// The stream's key.
+    pub stream: String,
+}
+
+impl ClusterConfig {
+    /// The Redis at `url`, with the default stream key.
+    pub fn new(url: &str) -> ClusterConfig {
+        ClusterConfig {
+            redis: url.to_owned(),
+            stream: DEFAULT_STREAM.to_owned(),
+        }
+    }
+
+    /// Checks the URL and the key.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] naming `redis` (a URL that does not parse,
+    /// or a build without the `cluster` feature) or `redis_stream`.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.stream.is_empty() {
+            return Err(Error::InvalidConfig {
+                field: "redis_stream",
+                why: "must not be empty".to_owned(),
+            });
+        }
+        check_url(&self.redis)
+    }
+}
+
+#[cfg(feature = "cluster")]
+fn check_url(url: &str) -> Result<(), Error> {
+    let invalid = |why: String| Error::InvalidConfig {
+        field: "redis",
+        why: format!("{why}; expected redis://[:password@]host:port/db"),
+    };
+    // The crate also takes `host:port` and the like; the contract is a URL.
+    if !url.contains("://") {
+        return Err(invalid(format!("{url:?} is not a URL")));
+    }
+    redis::Client::open(url).map_err(|e| invalid(format!("{url:?} is not a Redis URL ({e})")))?;
+    Ok(())
+}
+
+/// What a build without the `cluster` feature says to a cluster.
+#[cfg(not(feature = "cluster"))]
+fn no_cluster_mode() -> Error {
+    Error::InvalidConfig {
+        field: "redis",
+        why: "this build of sse-hub has no cluster mode (the `cluster` feature is off)".to_owned(),
+    }
+}
+
+#[cfg(not(feature = "cluster"))]
+fn check_url(_url: &str) -> Result<(), Error> {
+    Err(no_cluster_mode())
+}
+
+/// Without the `cluster` feature a cluster is refused.
+#[cfg(not(feature = "cluster"))]
+pub(crate) fn start_watched(
+    _config: crate::config::HubConfig,
+    _cluster: &ClusterConfig,
+    _on_end: impl FnOnce() + Send + 'static,
+) -> Result<crate::core::Hub, Error> {
+    Err(no_cluster_mode())
+}
+
+#[cfg(feature = "cluster")]
+pub(crate) use running::start_watched;
+
+#[cfg(feature = "cluster")]
+mod running {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+    use std::time::Duration;
+
+    use redis::io::tcp::TcpSettings;
+    use redis::{Cmd, Connection, IntoConnectionInfo, RedisError};
+
+    use super::group::Group;
+    use super::reader::{Reader, Shared};
+    use super::{ClusterConfig, stream};
+    use crate::config::HubConfig;
+    use crate::core::Hub;
+    use crate::core::channel::Channel;
+    use crate::core::event_id::EventId;
+    use crate::core::handle::Message;
+    use crate::core::metrics::{Counters, REDIS_DOWN, REDIS_UP};
+    use crate::core::upstream::{Backfill, Origin, Until, Upstream};
+    use crate::error::Error;
+
+    /// How long connecting to Redis may take.
+    const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+    /// How long Redis may take to answer one command.
+    pub(in crate::cluster) const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+    /// Idle connections kept for publishers and resumes; more are opened
+    /// when needed and closed after use.
+    const KEEP_IDLE: usize = 16;
+
+    /// The Redis server and the stream on it.
+    pub(in crate::cluster) struct Redis {
+        client: redis::Client,
+        pub(in crate::cluster) key: String,
+        /// `host:port`, for logs (never the password).
+        pub(in crate::cluster) addr: String,
+    }
+
+    impl Redis {
+        /// A new connection whose reads wait at most `read_timeout`.
+        pub(in crate::cluster) fn connect(
+            &self,
+            read_timeout: Duration,
+        ) -> Result<Connection, RedisError> {
+            let connection = self.client.get_connection_with_timeout(CONNECT_TIMEOUT)?;
+            connection.set_read_timeout(Some(read_timeout))?;
+            connection.set_write_timeout(Some(COMMAND_TIMEOUT))?;
+            Ok(connection)
+        }
+    }
+
+    /// The node's side of the stream for publishers and resumes: a few
+    /// pooled connections. (The reader has a connection of its own.)
+    struct RedisLog {
+        redis: Arc<Redis>,
+        /// Idle connections, each with the reader's count of outages when
+        /// it was opened: one opened before the last outage is stale (its
+        /// Redis may have restarted) and is dropped rather than used.
+        idle: Mutex<Vec<(u64, Connection)>>,
+        shared: Arc<Shared>,
+        max_len: usize,
+        /// Single-message appends of concurrent publishers, sent together.
+        group: Group<Cmd>,
+    }
+
+    impl RedisLog {
+        /// Runs `call` on a pooled connection; a connection that failed is
+        /// dropped rather than pooled.
+        fn with_connection<T>(
+            &self,
+            call: impl FnOnce(&mut Connection) -> Result<T, RedisError>,
+        ) -> Result<T, Error> {
+            let outages = self.shared.outages.load(Ordering::Relaxed);
+            let pooled = self.idle.lock().ok().and_then(|mut idle| {
+                idle.retain(|(opened, _)| *opened == outages);
+                idle.pop()
+            });
+            let mut connection = match pooled {
+                Some((_, connection)) => connection,
+                None => self
+                    .redis
+                    .connect(COMMAND_TIMEOUT)
+                    .map_err(|e| unavailable(&e))?,
+            };
+            let outcome = call(&mut connection).map_err(|e| unavailable(&e))?;
+            if let Ok(mut idle) = self.idle.lock()
+                && idle.len() < KEEP_IDLE
+            {
+                idle.push((outages, connection));
+            }
+            Ok(outcome)
+        }
+
+        fn up(&self) -> bool {
+            self.shared.counters.redis.load(Ordering::Relaxed) == REDIS_UP
+        }
+    }
+
+    fn unavailable(e: &RedisError) -> Error {
+        Error::RedisUnavailable(format!(
+            "Redis failed ({e}); nothing was published, try again later"
+        ))
+    }
+
+    impl Upstream for RedisLog {
+        fn append(&self, messages: &[Message], origin: Origin) -> Result<Vec<EventId>, Error> {
+            // While the reader cannot reach Redis, a publish could not be
+            // read back either: fail at once rather than after a timeout.
+            if !self.up() {
+                return Err(Error::RedisUnavailable(
+                    "this node cannot reach Redis; nothing was published, try again later"
+                        .to_owned(),
+                ));
+            }
+            let key = &self.redis.key;
+            if let [message] = messages {
+                let command = stream::xadd(key, self.max_len, message, origin);
+                let id = self.group.append(command, |commands| {
+                    self.with_connection(|connection| stream::append(connection, commands, false))
+                })?;
+                return Ok(vec![id]);
+            }
+            let commands = messages
+                .iter()
+                .map(|message| stream::xadd(key, self.max_len, message, origin))
+                .collect();
+            self.with_connection(|connection| stream::append(connection, commands, true))
+        }
+
+        fn backfill(
+            &self,
+            after: EventId,
+            until: Until,
+            channels: &[Channel],
+        ) -> Result<Backfill, Error> {
+            if !self.up() {
+                return Err(Error::RedisUnavailable(
+                    "this node cannot reach Redis".to_owned(),
+                ));
+            }
+            self.with_connection(|connection| {
+                stream::backfill(connection, &self.redis.key, after, until, channels)
+            })
+        }
+
+        fn stop(&self) {
+            self.shared.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    impl Drop for RedisLog {
+        /// The last hub handle is gone: the reader stops too, and with it
+        /// the hub thread.
+        fn drop(&mut self) {
+            self.shared.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    impl Hub {
+        /// Starts a hub that shares the Redis stream of `cluster` with
+        /// every other hub on it: publishes go to the stream, and the
+        /// stream's entries, from any node, are fanned out here.
+        ///
+        /// Returns once it has tried Redis once: if Redis is out of reach
+        /// the hub starts all the same, in the down state (publishes fail
+        /// with [`Error::RedisUnavailable`]), and keeps trying.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::InvalidConfig`] for a bad setting or URL, or
+        /// [`Error::ThreadDied`] if the system refused a thread.
+        ///
+        /// # Example
+        ///
+        /// With no Redis there (nothing listens on port 1), the hub runs
+        /// down: streams open, publishes are refused, and it keeps trying.
+        ///
+        /// ```
+        /// use sse_hub::{ClusterConfig, Error, Event, Hub, HubConfig, RedisState};
+        ///
+        /// let cluster = ClusterConfig::new("redis://127.0.0.1:1/0");
+        /// let hub = Hub::start_clustered(HubConfig::default(), &cluster)?;
+        /// assert_eq!(hub.stats()?.redis, Some(RedisState::Down));
+        /// let subscription = hub.subscribe(&[], None)?;
+        /// let refused = hub.publish(&Event::new("hello"), None);
+        /// assert!(matches!(refused, Err(Error::RedisUnavailable(_))));
+        /// # drop(subscription);
+        /// # Ok::<(), sse_hub::Error>(())
+        /// ```
+        pub fn start_clustered(config: HubConfig, cluster: &ClusterConfig) -> Result<Hub, Error> {
+            start_watched(config, cluster, || {})
+        }
+    }
+
+    /// [`Hub::start_clustered`], calling `on_end` when the hub thread ends.
+    pub(crate) fn start_watched(
+        config: HubConfig,
+        cluster: &ClusterConfig,
+        on_end: impl FnOnce() + Send + 'static,
+    ) -> Result<Hub, Error> {
+        cluster.validate()?;
+        let invalid = |e: RedisError| Error::InvalidConfig {
+            field: "redis",
+            why: e.to_string(),
+        };
+        // Every command is one write and waits for its answer: Nagle's
+        // delay would only add latency.
+        let info = cluster
+            .redis
+            .as_str()
+            .into_connection_info()
+            .map_err(invalid)?
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+        let client = redis::Client::open(info).map_err(invalid)?;
+        let redis = Arc::new(Redis {
+            addr: client.get_connection_info().addr().to_string(),
+            client,
+            key: cluster.stream.clone(),
+        });
+        let history = config.history;
+        // The reader keeps the hub's figure of Redis's state current; it
+        // starts down, until the first contact.
+        let counters = Arc::new(Counters::default());
+        counters.redis.store(REDIS_DOWN, Ordering::Relaxed);
+        let shared = Arc::new(Shared {
+            stop: AtomicBool::new(false),
+            outages: AtomicU64::new(0),
+            counters: Arc::clone(&counters),
+        });
+        let log = RedisLog {
+            redis: Arc::clone(&redis),
+            idle: Mutex::new(Vec::new()),
+            shared: Arc::clone(&shared),
+            max_len: history,
+            group: Group::new(),
+        };
+        let hub = Hub::start_watched(config, counters, Some(Arc::new(log)), on_end)?;
+        let mut reader = Reader::new(redis, hub.feed(), shared, history);
+        let first = reader.first_contact();
+        thread::Builder::new()
+            .name("redis-reader".into())
+            .spawn(move || reader.run(first))
+            .map_err(|_| Error::ThreadDied("redis-reader"))?;
+        Ok(hub)
+    }
+}
+
+#[cfg(feature = "cluster")]
+use running::{COMMAND_TIMEOUT, Redis};
