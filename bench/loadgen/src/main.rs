@@ -87,6 +87,12 @@ struct Args {
     /// publish; JSON bodies only)
     #[arg(long, default_value_t = 1)]
     batch: usize,
+    /// Most messages published but not yet received by every stream; a
+    /// publisher waits before going past it (0 = no limit). Measures the
+    /// rate a server sustains, where a publisher that is never held back
+    /// would only measure how the server sheds load.
+    #[arg(long, default_value_t = 0)]
+    window: u64,
     /// Path to subscribe on
     #[arg(long, default_value = "/events")]
     sub_path: String,
@@ -280,6 +286,7 @@ fn fanout(args: &Args) -> Outcome {
         subs.pump(Duration::from_millis(5))?;
     }
     let receivers = subs.open_now();
+    subs.tracker.expect_streams(receivers);
     let idle = measure::usage(&args.pid);
     let own_before = measure::own_cpu();
 
@@ -291,6 +298,7 @@ fn fanout(args: &Args) -> Outcome {
         batch: args.batch,
         publishers: args.publishers,
         until: deadline,
+        window: (args.window > 0).then(|| (args.window, subs.tracker.delivered_prefix())),
     };
     let publishing = {
         let (target, stop) = (publish_target(args), Arc::clone(&stop));
@@ -400,6 +408,7 @@ fn fanout(args: &Args) -> Outcome {
         "size": args.size,
         "publishers": args.publishers,
         "batch": args.batch,
+        "window": args.window,
         "published_ok": published.ok,
         "requests_ok": published.requests_ok,
         "publish_errors": published.errors,
@@ -450,6 +459,8 @@ fn publish_only(args: &Args) -> Outcome {
         batch: args.batch,
         publishers: args.publishers,
         until: Instant::now() + duration,
+        // No streams to wait for when only publishing.
+        window: None,
     };
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
@@ -482,6 +493,7 @@ fn publish_only(args: &Args) -> Outcome {
         "publishers": args.publishers,
         "size": args.size,
         "batch": args.batch,
+        "window": args.window,
         "seconds": round(elapsed, 3),
         "published_ok": published.ok,
         "requests_ok": published.requests_ok,

@@ -13,7 +13,7 @@
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,7 +38,7 @@ pub struct Target {
 }
 
 /// What to publish.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Plan {
     /// Messages in all; `u64::MAX` publishes until `until`.
     pub messages: u64,
@@ -51,6 +51,9 @@ pub struct Plan {
     pub publishers: usize,
     /// Nothing is sent after this instant.
     pub until: Instant,
+    /// At most this many messages ahead of the count of messages every
+    /// stream has received (the shared counter).
+    pub window: Option<(u64, Arc<AtomicU64>)>,
 }
 
 /// What the publishers did.
@@ -86,7 +89,10 @@ pub fn run(target: &Target, plan: Plan, origin: Instant, stop: &Arc<AtomicBool>)
             let stop = Arc::clone(stop);
             thread::Builder::new()
                 .name(format!("publisher-{index}"))
-                .spawn(move || publisher(&target, plan, index as u64, origin, start_ns, &stop))
+                .spawn({
+                    let plan = plan.clone();
+                    move || publisher(&target, plan, index as u64, origin, start_ns, &stop)
+                })
                 .expect("cannot start a publisher thread")
         })
         .collect();
@@ -142,6 +148,12 @@ fn publisher(
                 thread::sleep(Duration::from_nanos(due - now));
             }
         }
+        if let Some((window, delivered)) = &plan.window
+            && !wait_for_window(seq, *window, delivered, plan.until, stop)
+        {
+            note_error(&mut report, "the window did not move for 10 s".to_owned());
+            break;
+        }
         if Instant::now() >= plan.until {
             break;
         }
@@ -196,6 +208,30 @@ fn publisher(
         seq += step * count;
     }
     report
+}
+
+/// Waits until message `seq` is within `window` of the messages every
+/// stream has received. False if that did not move for 10 s.
+fn wait_for_window(
+    seq: u64,
+    window: u64,
+    delivered: &AtomicU64,
+    until: Instant,
+    stop: &AtomicBool,
+) -> bool {
+    let mut seen = delivered.load(Ordering::Acquire);
+    let mut moved = Instant::now();
+    while seq >= seen + window && Instant::now() < until && !stop.load(Ordering::Relaxed) {
+        thread::sleep(Duration::from_micros(100));
+        let now = delivered.load(Ordering::Acquire);
+        if now != seen {
+            seen = now;
+            moved = Instant::now();
+        } else if moved.elapsed() > REPLY_TIMEOUT {
+            return false;
+        }
+    }
+    true
 }
 
 /// How many messages the request starting at `seq` carries: `seq`,

@@ -16,6 +16,8 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -103,6 +105,9 @@ pub struct Tracker {
     /// Stamps with a sequence number past the plan (another run's messages).
     pub foreign: u64,
     pub last_ns: u64,
+    subscribers: u32,
+    /// Messages `0..n` have reached every stream (for `--window`).
+    delivered: Arc<AtomicU64>,
 }
 
 impl Tracker {
@@ -124,7 +129,21 @@ impl Tracker {
             out_of_order: 0,
             foreign: 0,
             last_ns: 0,
+            subscribers: subscribers as u32,
+            delivered: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Counts a message as received by every stream once `streams` have it
+    /// (the streams that actually opened).
+    pub fn expect_streams(&mut self, streams: usize) {
+        self.subscribers = streams as u32;
+    }
+
+    /// The count of messages, from the first, that every stream has
+    /// received; shared with the publishers.
+    pub fn delivered_prefix(&self) -> Arc<AtomicU64> {
+        Arc::clone(&self.delivered)
     }
 
     /// Whether duplicates are detected (the plan fits the bitmap).
@@ -161,6 +180,11 @@ impl Tracker {
         entry.1 = entry.1.max(now_ns);
         self.sent_ns[seq] = stamp.sent_ns;
         self.last_ns = self.last_ns.max(now_ns);
+        let mut prefix = self.delivered.load(Ordering::Relaxed) as usize;
+        while prefix < self.per_message.len() && self.per_message[prefix].0 >= self.subscribers {
+            prefix += 1;
+        }
+        self.delivered.store(prefix as u64, Ordering::Release);
     }
 
     /// Fan-out completion: for each message that reached all `subscribers`,
