@@ -9,6 +9,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this
 
+pub mod clients;
 pub mod proxy;
 pub mod redis;
 
