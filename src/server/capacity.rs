@@ -1,11 +1,11 @@
 //! How many subscribers this process can hold before the system refuses it a
 //! thread, a memory map or a file descriptor.
 //!
-//! Each subscriber costs one thread (its writer) and one file descriptor,
-//! once its stream is open; while a connection is being set up tiny_http
-//! gives it a thread and a second descriptor of its own too, which the
-//! reserves below cover. Each thread costs four memory maps (stack, guard
-//! page, signal stack, its guard page). Running out is never clean: a
+//! Each subscriber costs one thread (its connection's, which writes its
+//! stream) and one file descriptor. Connections that are not streams (a
+//! publisher's, one being set up) cost the same, which the reserves below
+//! cover. Each thread costs four memory maps (stack, guard page, signal
+//! stack, its guard page). Running out is never clean: a
 //! refused memory map makes the next large allocation abort the process, and
 //! a refused descriptor leaves new connections waiting in the kernel's
 //! queue.
