@@ -14,14 +14,11 @@
 mod common;
 
 use std::collections::HashSet;
-use std::path::Path;
-use std::process::{Command, Stdio};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use common::proxy::{Admission, Proxy};
-use common::redis::{Redis, free_port};
-use common::{GUARD, Hub, Item, SseEvent, Subscriber, id_order};
+use common::redis::Redis;
+use common::{GUARD, Hub, Item, SseEvent, Subscriber, free_port, id_order};
 use serde_json::json;
 
 /// A hub on `redis` with extra `args`.
@@ -387,37 +384,13 @@ fn the_eventsource_package_resumes_exactly_across_nodes() {
     let redis = Redis::start();
     let args = ["--retry", "100"];
     let (a, b) = (node(&redis, &args), node(&redis, &args));
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
-    assert!(
-        dir.join("node_modules/eventsource").is_dir(),
-        "{} has no node_modules/eventsource: run `npm ci` there first (.ci/run does)",
-        dir.display()
-    );
-    let mut child = Command::new("node")
-        .arg("cluster.mjs")
-        .current_dir(&dir)
-        .env("SSE_HUB_NODES", format!("{},{}", a.addr, b.addr))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run `node` (Node 20 or newer is needed): {e}"));
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for node") {
-            break status;
-        }
-        if start.elapsed() > 3 * GUARD {
-            let _ = child.kill();
-            panic!("node tests/node/cluster.mjs ran past {:?}", 3 * GUARD);
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let output = child.wait_with_output().expect("node's output");
+    let nodes = format!("{},{}", a.addr, b.addr);
+    let output = common::run_node_script("cluster.mjs", &[("SSE_HUB_NODES", &nodes)], 3 * GUARD);
     print!("{}", String::from_utf8_lossy(&output.stdout));
     assert!(
-        status.success(),
-        "node tests/node/cluster.mjs failed ({status}):\n{}",
+        output.status.success(),
+        "node tests/node/cluster.mjs failed ({}):\n{}",
+        output.status,
         String::from_utf8_lossy(&output.stderr)
     );
 }

@@ -4,18 +4,14 @@
 mod common;
 
 use std::net::TcpListener;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use common::Hub;
+use common::{Hub, run_to_exit};
 
 /// Runs the binary with `args` and `env` to its end (each case here makes
-/// it stop at once).
+/// it stop at once), with what it printed on stderr.
 fn run(args: &[&str], env: &[(&str, &str)]) -> (Output, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
-        .args(args)
-        .envs(env.iter().copied())
-        .output()
-        .expect("run sse-hub");
+    let output = run_to_exit(args, env);
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     (output, stderr)
 }

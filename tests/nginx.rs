@@ -21,14 +21,13 @@
 mod common;
 
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use common::clients::{Client, Library, Runtime};
-use common::{GUARD, Hub};
+use common::{GUARD, Hub, free_port};
 
 /// The hub's `retry:`, and the fallback's: short, so the test is quick.
 const RETRY_MS: &str = "300";
@@ -82,13 +81,6 @@ fn browsers_keep_reconnecting_through_nginx_while_the_hub_restarts() {
         "the fallback must not show up as a message\n{}",
         client.transcript()
     );
-}
-
-/// A port that was free a moment ago (the hub must come back on the same
-/// one, so it cannot be port 0).
-fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("an address").port()
 }
 
 /// An nginx in the foreground, in a folder of its own.

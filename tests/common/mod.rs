@@ -318,6 +318,15 @@ impl Drop for Hub {
     }
 }
 
+/// A port that was free a moment ago (for a server that must come back on
+/// the same port, so cannot use port 0).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
 /// Where `cargo test` put the example `name`, beside the binary.
 pub fn example_path(name: &str) -> std::path::PathBuf {
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_sse-hub"));
@@ -881,21 +890,70 @@ fn bytes_read(read: std::io::Result<usize>) -> usize {
 /// exits by itself (a refused option, `--help`, a subcommand), and returns
 /// what it printed; panics if it is still running after [`GUARD`].
 pub fn run_to_exit(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sse-hub"))
-        .args(args)
-        .envs(env.iter().copied())
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sse-hub"));
+    command.args(args).envs(env.iter().copied());
+    run_with_guard(command, GUARD)
+}
+
+/// Runs `script` in `tests/node` with Node and extra environment variables
+/// (it checks what it tests and exits non-zero with a message if a check
+/// fails), and returns what it printed; panics if `npm ci` was not run
+/// there, or if the script runs past `guard`.
+pub fn run_node_script(
+    script: &str,
+    env: &[(&str, &str)],
+    guard: Duration,
+) -> std::process::Output {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/node");
+    assert!(
+        dir.join("node_modules/eventsource").is_dir(),
+        "{} has no node_modules/eventsource: run `npm ci` there first (.ci/run does)",
+        dir.display()
+    );
+    let mut command = Command::new("node");
+    command
+        .arg(script)
+        .current_dir(&dir)
+        .env("SSE_HUB_BIN", env!("CARGO_BIN_EXE_sse-hub"))
+        .envs(env.iter().copied());
+    run_with_guard(command, guard)
+}
+
+/// Runs `command` to its end, reading its output as it comes (a pipe left
+/// full would stall it), and returns that output; kills it and panics if
+/// it runs past `guard`.
+fn run_with_guard(mut command: Command, guard: Duration) -> std::process::Output {
+    let what = format!("{command:?}");
+    let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("start sse-hub");
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let read_all = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = read_all(Box::new(child.stdout.take().expect("stdout is piped")));
+    let stderr = read_all(Box::new(child.stderr.take().expect("stderr is piped")));
     let start = Instant::now();
-    while child.try_wait().expect("wait for sse-hub").is_none() {
-        if start.elapsed() > GUARD {
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            break status;
+        }
+        if start.elapsed() > guard {
             let _ = child.kill();
-            panic!("sse-hub {args:?} did not exit by itself");
+            let _ = child.wait();
+            panic!("{what} ran past {guard:?}");
         }
         thread::sleep(Duration::from_millis(10));
+    };
+    std::process::Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
-    child.wait_with_output().expect("read what sse-hub printed")
 }

@@ -6,7 +6,7 @@
 //! machine without it fails the test with the command that installs it.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::thread;
@@ -24,7 +24,7 @@ pub struct Redis {
 impl Redis {
     /// Starts one on a free port, in a new temporary folder.
     pub fn start() -> Redis {
-        Redis::start_on(free_port())
+        Redis::start_on(super::free_port())
     }
 
     /// Starts one on `port`, in a new temporary folder.
@@ -120,12 +120,4 @@ impl Drop for Redis {
         self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
 }
