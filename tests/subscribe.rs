@@ -76,18 +76,7 @@ fn retry_zero_sends_no_retry_field() {
 #[test]
 fn the_body_is_chunked_and_the_opening_is_one_chunk() {
     let hub = Hub::start(&["--retry", "0"]);
-    let mut stream = hub.connect();
-    stream
-        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !raw.ends_with(b"}\n\n\r\n") {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&raw));
-        raw.extend_from_slice(&buf[..n]);
-    }
-    let raw = String::from_utf8(raw).unwrap();
+    let raw = read_raw(&hub, |raw| raw.ends_with("}\n\n\r\n"));
     let (_head, body) = raw.split_once("\r\n\r\n").unwrap();
     let (size, rest) = body.split_once("\r\n").expect("a chunk-size line");
     let size = usize::from_str_radix(size, 16).expect("hex chunk size");
@@ -128,18 +117,7 @@ fn an_idle_stream_gets_heartbeat_comments() {
 #[test]
 fn a_heartbeat_is_the_comment_line_alone() {
     let hub = Hub::start(&["--heartbeat", "1", "--retry", "0"]);
-    let mut stream = hub.connect();
-    stream
-        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut raw = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !String::from_utf8_lossy(&raw).contains(": heartbeat") {
-        let n = stream.read(&mut buf).unwrap();
-        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&raw));
-        raw.extend_from_slice(&buf[..n]);
-    }
-    let raw = String::from_utf8(raw).unwrap();
+    let raw = read_raw(&hub, |raw| raw.contains(": heartbeat"));
     // A chunk of its own, with no empty line after the comment: some
     // clients report an empty line that ends no data as an empty message.
     assert!(raw.ends_with("\r\nc\r\n: heartbeat\n\r\n"), "{raw:?}");
@@ -192,4 +170,21 @@ fn only_get_subscribes() {
     let reply = hub.request("POST", "/events", &[], b"");
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("Allow"), Some("GET, OPTIONS"));
+}
+
+/// Opens `GET /events` by hand and returns the raw bytes of the response,
+/// head and framing included, once `enough` says so.
+fn read_raw(hub: &Hub, enough: impl Fn(&str) -> bool) -> String {
+    let mut stream = hub.connect();
+    stream
+        .write_all(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !enough(&String::from_utf8_lossy(&raw)) {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&raw));
+        raw.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(raw).unwrap()
 }

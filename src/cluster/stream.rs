@@ -219,17 +219,9 @@ pub(crate) fn extent(connection: &mut Connection, key: &str) -> Result<Extent, R
         Err(e) if e.to_string().contains("no such key") => return Ok(Extent::default()),
         Err(e) => return Err(e),
     };
-    let pairs: Vec<(Value, Value)> = match reply {
-        Value::Map(pairs) => pairs,
-        Value::Array(flat) => {
-            let mut flat = flat.into_iter();
-            let mut pairs = Vec::new();
-            while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
-                pairs.push((name, value));
-            }
-            pairs
-        }
-        other => return Err(protocol_error("XINFO STREAM", &format!("{other:?}"))),
+    let pairs = match pairs(reply) {
+        Ok(pairs) => pairs,
+        Err(other) => return Err(protocol_error("XINFO STREAM", &format!("{other:?}"))),
     };
     let id = |value: &Value| {
         text(value)
@@ -340,19 +332,27 @@ fn entry_list(reply: Value) -> (Vec<Entry>, Option<EventId>) {
     (entries, last)
 }
 
-/// One entry from its ID and fields, checked as a publish body is.
-fn entry(id: EventId, fields: Value) -> Result<Entry, String> {
-    let pairs: Vec<(Value, Value)> = match fields {
+/// The name-value pairs of a reply that is a map: RESP3 sends a map, RESP2
+/// a flat list of names and values. Anything else comes back as it was.
+fn pairs(value: Value) -> Result<Vec<(Value, Value)>, Value> {
+    match value {
+        Value::Map(pairs) => Ok(pairs),
         Value::Array(flat) => {
             let mut flat = flat.into_iter();
             let mut pairs = Vec::new();
             while let (Some(name), Some(value)) = (flat.next(), flat.next()) {
                 pairs.push((name, value));
             }
-            pairs
+            Ok(pairs)
         }
-        Value::Map(pairs) => pairs,
-        _ => return Err("its fields are not a list".to_owned()),
+        other => Err(other),
+    }
+}
+
+/// One entry from its ID and fields, checked as a publish body is.
+fn entry(id: EventId, fields: Value) -> Result<Entry, String> {
+    let Ok(pairs) = pairs(fields) else {
+        return Err("its fields are not a list".to_owned());
     };
     let (mut message, mut name, mut channel, mut origin) = (None, None, None, None);
     for (field, value) in pairs {
