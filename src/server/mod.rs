@@ -44,6 +44,7 @@ mod broadcast;
 pub mod capacity;
 mod events;
 mod hangup;
+mod jwt;
 mod listener;
 mod reply;
 mod route;
