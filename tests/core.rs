@@ -232,3 +232,47 @@ fn a_bad_setting_is_named() {
         Err(Error::InvalidConfig { field: "queue", .. })
     ));
 }
+
+/// The wake-up protocol under load: writers sleep whenever their queue is
+/// empty (no heartbeat to wake them) and the hub wakes them after it has
+/// answered each publish, a few at a time. A wake-up lost anywhere leaves a
+/// writer asleep with messages queued, and the delivered count stops short.
+#[test]
+fn sleeping_writers_never_miss_a_wake_up() {
+    const WRITERS: usize = 100;
+    const MESSAGES: u64 = 2000;
+    // Queues longer than the run: no writer can be dropped as slow.
+    let hub = hub(HubConfig {
+        heartbeat: None,
+        queue: MESSAGES as usize + 1,
+        ..HubConfig::default()
+    });
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let request = StreamRequest::new().framing(Framing::BodyOnly);
+            let stream = EventStream::open(&hub, request).unwrap();
+            std::thread::spawn(move || stream.run(std::io::sink()))
+        })
+        .collect();
+    for n in 0..MESSAGES {
+        hub.publish(&Event::new(n.to_string()), None).unwrap();
+    }
+    let expected = WRITERS as u64 * MESSAGES;
+    let guard = std::time::Instant::now();
+    while stats(&hub).delivered < expected {
+        assert!(
+            guard.elapsed() < GUARD,
+            "a writer slept through its wake-up: {} of {expected} delivered",
+            stats(&hub).delivered
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(stats(&hub).dropped_slow, 0);
+    hub.stop();
+    for writer in writers {
+        assert!(matches!(
+            writer.join().unwrap(),
+            sse_hub::Ended::Closed(Closed::Shutdown)
+        ));
+    }
+}
