@@ -220,23 +220,20 @@ fn a_resume_from_before_what_the_stream_still_holds_gets_a_gap() {
 #[ignore = "needs redis-server: .ci/run installs it"]
 fn a_node_cut_off_longer_than_the_stream_lasts_sends_its_clients_to_a_gap() {
     let redis = Redis::start();
-    let a = node(&redis, &[]);
-    let proxy = Proxy::start(redis.addr());
     // No heartbeats: a stream that wrongly stayed open fails the read
     // below at the guard timeout instead of keeping it going.
-    let url = format!("redis://{}/0", proxy.addr);
-    let b = Hub::start(&["--redis", &url, "--heartbeat", "0"]);
-    let (mut on_b, _) = b.subscribe_ready("/events");
-    let before = a.publish_text("before");
-    assert_eq!(on_b.next_event().id(), before);
+    let Partition {
+        a,
+        b,
+        mut on_b,
+        before,
+        proxy,
+    } = Partition::set_up(&redis, &["--heartbeat", "0"]);
 
-    proxy.admit(Admission::Refuse);
-    proxy.cut();
-    wait_for_redis(&b, "down");
+    Partition::cut(&proxy, &b);
     let ids: Vec<String> = (0..5).map(|i| a.publish_text(&format!("m{i}"))).collect();
     redis.command(&["XTRIM", "sse-hub", "MAXLEN", "2"]);
-    proxy.admit(Admission::Forward);
-    wait_for_redis(&b, "up");
+    Partition::heal(&proxy, &b);
 
     // Its stream cannot be made whole: it ends, and the resume says so.
     assert!(on_b.read_to_end().is_empty(), "nothing half-delivered");
@@ -355,23 +352,19 @@ fn a_node_that_cannot_reach_redis_at_start_starts_down_and_keeps_trying() {
 #[ignore = "needs redis-server: .ci/run installs it"]
 fn a_node_cut_from_redis_delivers_what_it_missed_in_order_once_back() {
     let redis = Redis::start();
-    let a = node(&redis, &[]);
-    let proxy = Proxy::start(redis.addr());
-    let url = format!("redis://{}/0", proxy.addr);
-    let b = Hub::start(&["--redis", &url]);
-    let (mut on_b, _) = b.subscribe_ready("/events");
-    let before = a.publish_text("before");
-    assert_eq!(on_b.next_event().id(), before);
+    let Partition {
+        a,
+        b,
+        mut on_b,
+        proxy,
+        ..
+    } = Partition::set_up(&redis, &[]);
 
-    // The partition: B's connections to Redis drop and new ones are refused.
-    proxy.admit(Admission::Refuse);
-    proxy.cut();
-    wait_for_redis(&b, "down");
+    Partition::cut(&proxy, &b);
     let ids: Vec<String> = (0..20).map(|i| a.publish_text(&format!("p{i}"))).collect();
     assert_eq!(b.post(r#"{"message": "x"}"#).status, 503);
 
-    proxy.admit(Admission::Forward);
-    wait_for_redis(&b, "up");
+    Partition::heal(&proxy, &b);
     let caught_up = on_b.events(20);
     assert_eq!(caught_up.iter().map(SseEvent::id).collect::<Vec<_>>(), ids);
     let live = a.publish_text("live");
@@ -412,5 +405,49 @@ fn a_malformed_redis_url_stops_the_start_with_a_clear_error() {
             "{url}: {stderr}"
         );
         assert!(!stderr.contains("listening on"), "{url}: never serves");
+    }
+}
+
+/// Two nodes on one Redis, B reaching it through a proxy that can cut it
+/// off, a subscriber on B, and one message that reached it.
+struct Partition {
+    a: Hub,
+    b: Hub,
+    on_b: Subscriber,
+    /// The ID of the message published before any cut.
+    before: String,
+    proxy: Proxy,
+}
+
+impl Partition {
+    fn set_up(redis: &Redis, b_args: &[&str]) -> Partition {
+        let a = node(redis, &[]);
+        let proxy = Proxy::start(redis.addr());
+        let url = format!("redis://{}/0", proxy.addr);
+        let mut args = vec!["--redis", &url];
+        args.extend_from_slice(b_args);
+        let b = Hub::start(&args);
+        let (mut on_b, _) = b.subscribe_ready("/events");
+        let before = a.publish_text("before");
+        assert_eq!(on_b.next_event().id(), before);
+        Partition {
+            a,
+            b,
+            on_b,
+            before,
+            proxy,
+        }
+    }
+
+    /// B's connections to Redis drop and new ones are refused.
+    fn cut(proxy: &Proxy, b: &Hub) {
+        proxy.admit(Admission::Refuse);
+        proxy.cut();
+        wait_for_redis(b, "down");
+    }
+
+    fn heal(proxy: &Proxy, b: &Hub) {
+        proxy.admit(Admission::Forward);
+        wait_for_redis(b, "up");
     }
 }
