@@ -3,9 +3,11 @@
 //! line or in the `error` field of a JSON reply, so each says what is wrong
 //! and, where it helps, what to do.
 //!
-//! Faults that only an HTTP request can have (a missing token, a body too
-//! large or too slow) are the server's business, with their status codes,
-//! in `server/reply.rs`.
+//! Each error also tells the HTTP status it means when it answers a
+//! request ([`Error::status`], [`Error::retry_after`]): the one table the
+//! server and every embedding use. Faults that only an HTTP request can
+//! have (a missing token, a body too large or too slow) are the server's
+//! business, with their status codes, in `server/reply.rs`.
 
 use std::fmt;
 use std::io;
@@ -122,6 +124,85 @@ impl fmt::Display for Error {
             Error::RedisUnavailable(why) => f.write_str(why),
         }
     }
+}
+
+impl Error {
+    /// The HTTP status this error means when it is the answer to a
+    /// request: `503` when the hub cannot serve now (full, stopped, its
+    /// Redis out of reach), `500` for a fault of the server's own set-up,
+    /// and `400` for everything a request got wrong.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::{Channel, Error};
+    ///
+    /// assert_eq!(Error::HubFull.status(), 503);
+    /// assert_eq!(Error::HubFull.retry_after(), Some(5));
+    /// let bad = Channel::new("a b").unwrap_err();
+    /// assert_eq!((bad.status(), bad.retry_after()), (400, None));
+    /// ```
+    pub fn status(&self) -> u16 {
+        match self {
+            Error::HubFull
+            | Error::HubStopped
+            | Error::ThreadDied(_)
+            | Error::RedisUnavailable(_) => 503,
+            Error::CannotListen { .. } | Error::InvalidConfig { .. } => 500,
+            _ => 400,
+        }
+    }
+
+    /// Seconds a client should wait before trying again (`Retry-After`),
+    /// for the errors that pass ([`Error::status`] 503).
+    pub fn retry_after(&self) -> Option<u32> {
+        (self.status() == 503).then_some(crate::core::stream::RETRY_AFTER_SECS)
+    }
+
+    /// A whole HTTP/1.1 reply for this error, for a connection that
+    /// closes after it: its [`status`](Error::status), `Retry-After` where
+    /// one applies, `Access-Control-Allow-Origin` if `cors_origin` is given,
+    /// and the JSON body. For an application that answers on a socket of
+    /// its own (a plain `TcpListener`) before any stream starts.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let reply = String::from_utf8(sse_hub::Error::HubFull.to_http_response(Some("*"))).unwrap();
+    /// assert!(reply.starts_with("HTTP/1.1 503 Service Unavailable\r\n"));
+    /// assert!(reply.contains("\r\nRetry-After: 5\r\n"));
+    /// assert!(reply.contains("\r\nConnection: close\r\n"));
+    /// assert!(reply.ends_with("{\"error\":\"the hub is full, try again later\"}"));
+    /// ```
+    pub fn to_http_response(&self, cors_origin: Option<&str>) -> Vec<u8> {
+        let retry = self.retry_after().map(|secs| secs.to_string());
+        let mut fields = Vec::new();
+        if let Some(origin) = cors_origin {
+            fields.push((crate::core::stream::ALLOW_ORIGIN, origin));
+        }
+        if let Some(secs) = &retry {
+            fields.push(("Retry-After", secs.as_str()));
+        }
+        crate::core::stream::closing_response(
+            self.status(),
+            &fields,
+            "application/json",
+            self.to_json().as_bytes(),
+        )
+    }
+
+    /// The JSON body of an error reply: `{"error":"<this error>"}`.
+    pub fn to_json(&self) -> String {
+        error_json(&self.to_string())
+    }
+}
+
+/// `{"error":"<what>"}`, the body of every error reply.
+pub(crate) fn error_json(what: &str) -> String {
+    let mut out = String::from("{\"error\":");
+    out.push_str(&serde_json::to_string(what).unwrap_or_default());
+    out.push('}');
+    out
 }
 
 impl std::error::Error for Error {

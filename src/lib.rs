@@ -96,6 +96,8 @@
 //!
 //! # The server
 //!
+//! With the `server` feature:
+//!
 //! ```
 //! use sse_hub::{Config, Server};
 //!
@@ -113,35 +115,56 @@
 //!
 //! # Features
 //!
-//! `cli` (on by default) builds the `sse-hub` binary, with its command-line
-//! parser, logger and signal handling. `cluster` (on by default, and always
-//! in the binary) is cluster mode: hubs that share one Redis stream
-//! ([`Hub::start_clustered`], [`Config::cluster`]), through the `redis`
-//! crate's blocking client. A library user can turn both off
-//! (`default-features = false`) and gets none of those dependencies.
+//! All on by default, and all in the binary:
+//!
+//! - `server`: the HTTP server ([`Server`], [`Config`]) on the vendored
+//!   tiny_http fork.
+//! - `gzip`: gzip event streams ([`StreamRequest::offer_gzip`], the
+//!   server's `--compress`), on zlib.
+//! - `cluster`: hubs that share one Redis stream
+//!   ([`ClusterConfig::start_hub`], `Config::cluster`), through the `redis`
+//!   crate's blocking client.
+//! - `jwt`: private channels and scoped publishing with JSON Web Tokens,
+//!   checked by the server.
+//! - `cli`: the `sse-hub` binary's command line, logs and signals, and all
+//!   of the above.
+//!
+//! With `default-features = false` the crate is the socket-free hub alone:
+//! [`Hub`], [`Subscription`], [`EventStream`] on any [`Write`], and the
+//! wire format, with none of those dependencies.
 //!
 //! [`Write`]: std::io::Write
-
+#![cfg_attr(
+    not(feature = "server"),
+    doc = "[`Server`]: #features\n[`Config`]: #features"
+)]
 #![deny(missing_docs)]
+#![deny(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod cluster;
-mod config;
 mod core;
 mod error;
+#[cfg(feature = "server")]
 mod server;
+#[cfg(test)]
+mod testkit;
 
 pub use crate::cluster::{ClusterConfig, DEFAULT_STREAM};
-pub use crate::config::{Config, HubConfig, MAX_DURATION};
-pub use crate::core::channel::{self, Channel};
-pub use crate::core::command::ClientId;
+pub use crate::core::channel::{self, Channel, Pattern};
+pub use crate::core::client_id::ClientId;
+pub use crate::core::closed::Closed;
+pub use crate::core::config::{HubConfig, MAX_DURATION};
 pub use crate::core::event_id::{self, EventId};
 pub use crate::core::metrics::{RedisState, Stats};
 pub use crate::core::publish::{MAX_BATCH_MESSAGES, PublishBody};
-pub use crate::core::queue::Closed;
 pub use crate::core::sse::{self, Event, EventName, Frame};
-pub use crate::core::writer::{Ended, EventStream, Framing, StreamRequest};
-pub use crate::core::{Hub, Message, Published, PublishedBatch, Subscription};
+pub use crate::core::stream::{Ended, EventStream, Framing, StreamRequest};
+pub use crate::core::{Hub, Message, Published, PublishedBatch, ReceivedEvent, Subscription};
 pub use crate::error::Error;
+#[cfg(feature = "server")]
+pub use crate::server::config::Config;
+#[cfg(feature = "server")]
 pub use crate::server::{Server, Stopper, access, capacity};
 
 /// The README's Rust snippets, compiled and run as doctests, so that what a

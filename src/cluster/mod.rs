@@ -19,6 +19,8 @@
 //!
 //! [`Config`]: crate::Config
 
+use crate::core::Hub;
+use crate::core::config::HubConfig;
 use crate::error::Error;
 
 #[cfg(feature = "cluster")]
@@ -89,6 +91,45 @@ fn check_url(url: &str) -> Result<(), Error> {
     Ok(())
 }
 
+impl ClusterConfig {
+    /// Starts a hub that shares this Redis stream with
+    /// every other hub on it: publishes go to the stream, and the
+    /// stream's entries, from any node, are fanned out here.
+    ///
+    /// Returns once it has tried Redis once: if Redis is out of reach
+    /// the hub starts all the same, in the down state (publishes fail
+    /// with [`Error::RedisUnavailable`]), and keeps trying.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidConfig`] for a bad setting or URL, or
+    /// [`Error::ThreadDied`] if the system refused a thread.
+    ///
+    /// # Example
+    ///
+    /// Without the `cluster` feature it fails with
+    /// [`Error::InvalidConfig`].
+    ///
+    /// With no Redis there (nothing listens on port 1), the hub runs
+    /// down: streams open, publishes are refused, and it keeps trying.
+    ///
+    /// ```
+    /// use sse_hub::{ClusterConfig, Error, Event, Hub, HubConfig, RedisState};
+    ///
+    /// let cluster = ClusterConfig::new("redis://127.0.0.1:1/0");
+    /// let hub = cluster.start_hub(HubConfig::default())?;
+    /// assert_eq!(hub.stats()?.redis, Some(RedisState::Down));
+    /// let subscription = hub.subscribe(&[], None)?;
+    /// let refused = hub.publish(&Event::new("hello"), None);
+    /// assert!(matches!(refused, Err(Error::RedisUnavailable(_))));
+    /// # drop(subscription);
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn start_hub(&self, config: HubConfig) -> Result<Hub, Error> {
+        start_watched(config, self, || {})
+    }
+}
+
 /// What a build without the `cluster` feature says to a cluster.
 #[cfg(not(feature = "cluster"))]
 fn no_cluster_mode() -> Error {
@@ -106,7 +147,7 @@ fn check_url(_url: &str) -> Result<(), Error> {
 /// Without the `cluster` feature a cluster is refused.
 #[cfg(not(feature = "cluster"))]
 pub(crate) fn start_watched(
-    _config: crate::config::HubConfig,
+    _config: crate::core::config::HubConfig,
     _cluster: &ClusterConfig,
     _on_end: impl FnOnce() + Send + 'static,
 ) -> Result<crate::core::Hub, Error> {
@@ -129,11 +170,11 @@ mod running {
     use super::group::Group;
     use super::reader::{Reader, Shared};
     use super::{ClusterConfig, stream};
-    use crate::config::HubConfig;
     use crate::core::Hub;
     use crate::core::channel::Channel;
+    use crate::core::config::HubConfig;
     use crate::core::event_id::EventId;
-    use crate::core::handle::Message;
+    use crate::core::hub::Message;
     use crate::core::metrics::{Counters, REDIS_DOWN, REDIS_UP};
     use crate::core::upstream::{Backfill, Origin, Until, Upstream};
     use crate::error::Error;
@@ -276,43 +317,7 @@ mod running {
         }
     }
 
-    impl Hub {
-        /// Starts a hub that shares the Redis stream of `cluster` with
-        /// every other hub on it: publishes go to the stream, and the
-        /// stream's entries, from any node, are fanned out here.
-        ///
-        /// Returns once it has tried Redis once: if Redis is out of reach
-        /// the hub starts all the same, in the down state (publishes fail
-        /// with [`Error::RedisUnavailable`]), and keeps trying.
-        ///
-        /// # Errors
-        ///
-        /// [`Error::InvalidConfig`] for a bad setting or URL, or
-        /// [`Error::ThreadDied`] if the system refused a thread.
-        ///
-        /// # Example
-        ///
-        /// With no Redis there (nothing listens on port 1), the hub runs
-        /// down: streams open, publishes are refused, and it keeps trying.
-        ///
-        /// ```
-        /// use sse_hub::{ClusterConfig, Error, Event, Hub, HubConfig, RedisState};
-        ///
-        /// let cluster = ClusterConfig::new("redis://127.0.0.1:1/0");
-        /// let hub = Hub::start_clustered(HubConfig::default(), &cluster)?;
-        /// assert_eq!(hub.stats()?.redis, Some(RedisState::Down));
-        /// let subscription = hub.subscribe(&[], None)?;
-        /// let refused = hub.publish(&Event::new("hello"), None);
-        /// assert!(matches!(refused, Err(Error::RedisUnavailable(_))));
-        /// # drop(subscription);
-        /// # Ok::<(), sse_hub::Error>(())
-        /// ```
-        pub fn start_clustered(config: HubConfig, cluster: &ClusterConfig) -> Result<Hub, Error> {
-            start_watched(config, cluster, || {})
-        }
-    }
-
-    /// [`Hub::start_clustered`], calling `on_end` when the hub thread ends.
+    /// [`ClusterConfig::start_hub`], calling `on_end` when the hub thread ends.
     pub(crate) fn start_watched(
         config: HubConfig,
         cluster: &ClusterConfig,

@@ -28,7 +28,7 @@ use redis::{Cmd, Connection, RedisError, Value};
 
 use crate::core::channel::Channel;
 use crate::core::event_id::EventId;
-use crate::core::handle::Message;
+use crate::core::hub::Message;
 use crate::core::sse::Event;
 use crate::core::upstream::{Backfill, Incoming, Origin, Until};
 

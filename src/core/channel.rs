@@ -1,4 +1,6 @@
-//! Channel names: how a subscriber says which messages it wants.
+//! Channel names: how a subscriber says which messages it wants; and
+//! channel patterns ([`Pattern`]), which name many channels at once for
+//! `--private`, a token's lists and `--presence`.
 //!
 //! A message published to a channel goes only to the subscribers that joined
 //! it; a message published without one goes to everyone. Names are checked at
@@ -6,8 +8,11 @@
 //! clone afterwards, because the hub keeps one per history entry and per
 //! membership.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
@@ -75,6 +80,113 @@ pub fn channel_set<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Vec<C
     Ok(channels)
 }
 
+/// Channel names as `--private` and a token's lists give them: a name, or
+/// a name's beginning followed by `*`, which matches any rest. `*` alone
+/// matches every channel, and is the only pattern that covers a message
+/// published without a channel.
+///
+/// # Example
+///
+/// ```
+/// use sse_hub::{Channel, Pattern};
+///
+/// let rooms: Pattern = "room:*".parse()?;
+/// assert!(rooms.matches(&Channel::new("room:7")?));
+/// assert!(!rooms.matches(&Channel::new("rooms")?));
+///
+/// let news: Pattern = "news".parse()?;
+/// assert!(news.matches(&Channel::new("news")?));
+/// assert!(!news.matches(&Channel::new("news:sport")?));
+///
+/// assert!("room:*:admin".parse::<Pattern>().is_err()); // `*` only at the end
+/// # Ok::<(), sse_hub::Error>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Pattern {
+    /// The name, or the beginning of the names it matches.
+    stem: Box<str>,
+    /// True if it ended with `*`.
+    any_rest: bool,
+}
+
+impl Pattern {
+    /// Checks `text` and returns it as a pattern.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidPattern`] saying what is wrong with it.
+    pub fn new(text: &str) -> Result<Pattern, Error> {
+        let (stem, any_rest) = match text.strip_suffix('*') {
+            Some(stem) => (stem, true),
+            None => (text, false),
+        };
+        if stem.is_empty() && !any_rest {
+            return Err(Error::InvalidPattern("must not be empty"));
+        }
+        if stem.len() > MAX_CHANNEL_NAME_LEN {
+            return Err(Error::InvalidPattern(
+                "must be at most 64 bytes long before a final *",
+            ));
+        }
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b);
+        if !stem.bytes().all(allowed) {
+            return Err(Error::InvalidPattern(
+                "may only contain A-Z, a-z, 0-9 and - _ . : /, and * at the end",
+            ));
+        }
+        Ok(Pattern {
+            stem: stem.into(),
+            any_rest,
+        })
+    }
+
+    /// True if `channel` is one this pattern names.
+    pub fn matches(&self, channel: &Channel) -> bool {
+        if self.any_rest {
+            channel.as_str().starts_with(&*self.stem)
+        } else {
+            channel.as_str() == &*self.stem
+        }
+    }
+
+    /// True for `*`, the pattern that matches everything, messages without
+    /// a channel included.
+    pub fn is_everything(&self) -> bool {
+        self.any_rest && self.stem.is_empty()
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Pattern, Error> {
+        Pattern::new(text)
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.stem)?;
+        if self.any_rest {
+            f.write_str("*")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Pattern {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Pattern, D::Error> {
+        let text = Cow::<str>::deserialize(deserializer)?;
+        Pattern::new(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,7 +245,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::core::sse::properties::{fuzz, tricky_text};
+    use crate::testkit::{fuzz, tricky_text};
 
     /// The documented rule, written out independently of the code.
     fn name_is_valid(name: &str) -> bool {

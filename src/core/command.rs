@@ -10,33 +10,14 @@ use std::sync::Arc;
 use crossbeam_channel::Sender;
 
 use crate::core::channel::Channel;
+use crate::core::client_id::ClientId;
+use crate::core::closed::Closed;
 use crate::core::event_id::EventId;
 use crate::core::history::Replay;
 use crate::core::metrics::Stats;
-use crate::core::queue::{Closed, Queue};
+use crate::core::queue::Queue;
 use crate::core::upstream::{Incoming, Until};
 use crate::error::Error;
-
-/// A subscriber's ID: unique across restarts of the hub (it starts with a
-/// random tag of the hub's run) and, with that, across the nodes of a
-/// cluster.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId {
-    run: u64,
-    n: u64,
-}
-
-impl ClientId {
-    pub(crate) fn new(run: u64, n: u64) -> ClientId {
-        ClientId { run, n }
-    }
-}
-
-impl std::fmt::Display for ClientId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:012x}-{}", self.run, self.n)
-    }
-}
 
 /// One message to publish: its encoded body (`event:` and `data:` lines,
 /// without the `id:` line only the hub writes) and its channel.

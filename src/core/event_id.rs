@@ -177,7 +177,7 @@ mod properties {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::core::sse::properties::{fuzz, tricky_text};
+    use crate::testkit::{fuzz, tricky_text};
 
     fn id_texts() -> impl Strategy<Value = String> {
         prop_oneof![

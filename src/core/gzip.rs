@@ -28,182 +28,224 @@
 //! names, IDs, the `data:` prefixes), which is most of what gzip can win
 //! on them.
 
-use std::ffi::c_int;
-use std::io;
-use std::ptr;
+#[cfg(feature = "gzip")]
+pub(crate) use zlib::Gzip;
 
-use libz_sys as zlib;
+#[cfg(not(feature = "gzip"))]
+pub(crate) use without_zlib::Gzip;
 
-/// zlib's compression level: 1, the fastest. Every subscriber compresses
-/// every message it gets, so a broadcast pays this once per recipient;
-/// level 6 made JSON messages of 1 KiB a fifth smaller again (216 bytes
-/// instead of 263) for 60% more CPU (BENCHMARKS.md).
-const LEVEL: c_int = 1;
+/// The compressor, on zlib (the `gzip` feature).
+#[cfg(feature = "gzip")]
+#[allow(unsafe_code)]
+mod zlib {
+    use std::ffi::c_int;
+    use std::io;
+    use std::ptr;
 
-/// log2 of the window: 2 KiB of recent input to find repeats in.
-const WINDOW_BITS: c_int = 11;
+    use libz_sys as zlib;
 
-/// zlib's `windowBits` plus 16 asks for a gzip header and trailer instead
-/// of zlib's.
-const GZIP_WRAPPER: c_int = 16;
+    /// zlib's compression level: 1, the fastest. Every subscriber compresses
+    /// every message it gets, so a broadcast pays this once per recipient;
+    /// level 6 made JSON messages of 1 KiB a fifth smaller again (216 bytes
+    /// instead of 263) for 60% more CPU (BENCHMARKS.md).
+    const LEVEL: c_int = 1;
 
-/// Hash table and symbol buffer sizes: 512 hash heads and 256 symbols per
-/// block, 2 KiB in all.
-const MEM_LEVEL: c_int = 2;
+    /// log2 of the window: 2 KiB of recent input to find repeats in.
+    const WINDOW_BITS: c_int = 11;
 
-/// Most input bytes handed to zlib in one call (its counters are 32-bit).
-const MAX_INPUT: usize = 1 << 30;
+    /// zlib's `windowBits` plus 16 asks for a gzip header and trailer instead
+    /// of zlib's.
+    const GZIP_WRAPPER: c_int = 16;
 
-/// One stream's gzip compressor: see the module docs.
-pub(crate) struct Gzip {
-    /// Boxed because zlib's state points back at it: it must not move.
-    stream: Box<zlib::z_stream>,
-}
+    /// Hash table and symbol buffer sizes: 512 hash heads and 256 symbols per
+    /// block, 2 KiB in all.
+    const MEM_LEVEL: c_int = 2;
 
-// SAFETY: the z_stream and the state it owns are used only through
-// `&mut self`, and zlib keeps nothing tied to the thread that made them.
-unsafe impl Send for Gzip {}
+    /// Most input bytes handed to zlib in one call (its counters are 32-bit).
+    const MAX_INPUT: usize = 1 << 30;
 
-impl Gzip {
-    /// A compressor whose first output starts a gzip member.
-    ///
-    /// # Errors
-    ///
-    /// `OutOfMemory` if zlib cannot allocate its state.
-    pub(crate) fn new() -> io::Result<Gzip> {
-        let mut stream = Box::new(zlib::z_stream {
-            next_in: ptr::null_mut(),
-            avail_in: 0,
-            total_in: 0,
-            next_out: ptr::null_mut(),
-            avail_out: 0,
-            total_out: 0,
-            msg: ptr::null_mut(),
-            state: ptr::null_mut(),
-            zalloc,
-            zfree,
-            opaque: ptr::null_mut(),
-            data_type: 0,
-            adler: 0,
-            reserved: 0,
-        });
-        let size = c_int::try_from(size_of::<zlib::z_stream>()).unwrap_or(c_int::MAX);
-        // SAFETY: `stream` is a valid z_stream with allocation functions,
-        // at the address it keeps; the version and size tell zlib which
-        // layout we were built against.
-        let rc = unsafe {
-            zlib::deflateInit2_(
-                &mut *stream,
-                LEVEL,
-                zlib::Z_DEFLATED,
-                WINDOW_BITS + GZIP_WRAPPER,
-                MEM_LEVEL,
-                zlib::Z_DEFAULT_STRATEGY,
-                zlib::zlibVersion(),
-                size,
-            )
-        };
-        if rc != zlib::Z_OK {
-            // Nothing was allocated: there is nothing to end.
-            return Err(io::Error::new(
-                io::ErrorKind::OutOfMemory,
-                format!("zlib could not start a gzip stream (deflateInit2: {rc})"),
-            ));
+    /// One stream's gzip compressor: see the module docs.
+    pub(crate) struct Gzip {
+        /// Boxed because zlib's state points back at it: it must not move.
+        stream: Box<zlib::z_stream>,
+    }
+
+    // SAFETY: the z_stream and the state it owns are used only through
+    // `&mut self`, and zlib keeps nothing tied to the thread that made them.
+    unsafe impl Send for Gzip {}
+
+    impl Gzip {
+        /// A compressor whose first output starts a gzip member.
+        ///
+        /// # Errors
+        ///
+        /// `OutOfMemory` if zlib cannot allocate its state.
+        pub(crate) fn new() -> io::Result<Gzip> {
+            let mut stream = Box::new(zlib::z_stream {
+                next_in: ptr::null_mut(),
+                avail_in: 0,
+                total_in: 0,
+                next_out: ptr::null_mut(),
+                avail_out: 0,
+                total_out: 0,
+                msg: ptr::null_mut(),
+                state: ptr::null_mut(),
+                zalloc,
+                zfree,
+                opaque: ptr::null_mut(),
+                data_type: 0,
+                adler: 0,
+                reserved: 0,
+            });
+            let size = c_int::try_from(size_of::<zlib::z_stream>()).unwrap_or(c_int::MAX);
+            // SAFETY: `stream` is a valid z_stream with allocation functions,
+            // at the address it keeps; the version and size tell zlib which
+            // layout we were built against.
+            let rc = unsafe {
+                zlib::deflateInit2_(
+                    &mut *stream,
+                    LEVEL,
+                    zlib::Z_DEFLATED,
+                    WINDOW_BITS + GZIP_WRAPPER,
+                    MEM_LEVEL,
+                    zlib::Z_DEFAULT_STRATEGY,
+                    zlib::zlibVersion(),
+                    size,
+                )
+            };
+            if rc != zlib::Z_OK {
+                // Nothing was allocated: there is nothing to end.
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("zlib could not start a gzip stream (deflateInit2: {rc})"),
+                ));
+            }
+            Ok(Gzip { stream })
         }
-        Ok(Gzip { stream })
-    }
 
-    /// Compresses `input`, appending to `out` whatever output is ready; the
-    /// rest waits in the compressor for more input or a flush.
-    pub(crate) fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
-        self.deflate(input, out, zlib::Z_NO_FLUSH)
-    }
+        /// Compresses `input`, appending to `out` whatever output is ready; the
+        /// rest waits in the compressor for more input or a flush.
+        pub(crate) fn push(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+            self.deflate(input, out, zlib::Z_NO_FLUSH)
+        }
 
-    /// Appends everything pushed so far to `out`, ending on a byte boundary
-    /// (a sync flush), so the client can decode all of it now.
-    pub(crate) fn flush(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        self.deflate(&[], out, zlib::Z_SYNC_FLUSH)
-    }
+        /// Appends everything pushed so far to `out`, ending on a byte boundary
+        /// (a sync flush), so the client can decode all of it now.
+        pub(crate) fn flush(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+            self.deflate(&[], out, zlib::Z_SYNC_FLUSH)
+        }
 
-    /// Appends the end of the gzip member to `out`: anything still pushed,
-    /// the last block, and the trailer. Nothing may be pushed after it.
-    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
-        self.deflate(&[], out, zlib::Z_FINISH)
-    }
+        /// Appends the end of the gzip member to `out`: anything still pushed,
+        /// the last block, and the trailer. Nothing may be pushed after it.
+        pub(crate) fn finish(&mut self, out: &mut Vec<u8>) -> io::Result<()> {
+            self.deflate(&[], out, zlib::Z_FINISH)
+        }
 
-    fn deflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, flush: c_int) -> io::Result<()> {
-        loop {
-            let take = input.len().min(MAX_INPUT);
-            let more_input = take < input.len();
-            // Room for the worst case (input that does not compress: stored
-            // blocks of it, five bytes of header each, and the flush), so
-            // one call nearly always does.
-            out.reserve(take + take / 1024 + 64);
-            let spare = out.spare_capacity_mut();
-            let room = spare.len().min(MAX_INPUT);
-            let stream = &mut *self.stream;
-            // zlib only reads through `next_in`.
-            stream.next_in = input.as_ptr().cast_mut();
-            stream.avail_in = zlib::uInt::try_from(take).unwrap_or(zlib::uInt::MAX);
-            stream.next_out = spare.as_mut_ptr().cast();
-            stream.avail_out = zlib::uInt::try_from(room).unwrap_or(zlib::uInt::MAX);
-            let step = if more_input { zlib::Z_NO_FLUSH } else { flush };
-            // SAFETY: the stream was initialised in `new` and is ended only
-            // in `drop`; `next_in` points at `take` readable bytes and
-            // `next_out` at `room` writable ones, both live for the call.
-            let rc = unsafe { zlib::deflate(stream, step) };
-            let consumed = take - stream.avail_in as usize;
-            let written = room - stream.avail_out as usize;
-            let output_full = stream.avail_out == 0;
-            stream.next_in = ptr::null_mut();
-            stream.next_out = ptr::null_mut();
-            // SAFETY: zlib wrote `written` bytes into the spare capacity.
-            unsafe { out.set_len(out.len() + written) };
-            input = &input[consumed..];
-            match rc {
-                zlib::Z_STREAM_END => return Ok(()),
-                // No progress was possible: only when there was nothing to
-                // do, which a loop that stops in time never asks for.
-                zlib::Z_OK | zlib::Z_BUF_ERROR => {}
-                _ => {
-                    return Err(io::Error::other(format!(
-                        "gzip compression failed (deflate: {rc})"
-                    )));
+        fn deflate(&mut self, mut input: &[u8], out: &mut Vec<u8>, flush: c_int) -> io::Result<()> {
+            loop {
+                let take = input.len().min(MAX_INPUT);
+                let more_input = take < input.len();
+                // Room for the worst case (input that does not compress: stored
+                // blocks of it, five bytes of header each, and the flush), so
+                // one call nearly always does.
+                out.reserve(take + take / 1024 + 64);
+                let spare = out.spare_capacity_mut();
+                let room = spare.len().min(MAX_INPUT);
+                let stream = &mut *self.stream;
+                // zlib only reads through `next_in`.
+                stream.next_in = input.as_ptr().cast_mut();
+                stream.avail_in = zlib::uInt::try_from(take).unwrap_or(zlib::uInt::MAX);
+                stream.next_out = spare.as_mut_ptr().cast();
+                stream.avail_out = zlib::uInt::try_from(room).unwrap_or(zlib::uInt::MAX);
+                let step = if more_input { zlib::Z_NO_FLUSH } else { flush };
+                // SAFETY: the stream was initialised in `new` and is ended only
+                // in `drop`; `next_in` points at `take` readable bytes and
+                // `next_out` at `room` writable ones, both live for the call.
+                let rc = unsafe { zlib::deflate(stream, step) };
+                let consumed = take - stream.avail_in as usize;
+                let written = room - stream.avail_out as usize;
+                let output_full = stream.avail_out == 0;
+                stream.next_in = ptr::null_mut();
+                stream.next_out = ptr::null_mut();
+                // SAFETY: zlib wrote `written` bytes into the spare capacity.
+                unsafe { out.set_len(out.len() + written) };
+                input = &input[consumed..];
+                match rc {
+                    zlib::Z_STREAM_END => return Ok(()),
+                    // No progress was possible: only when there was nothing to
+                    // do, which a loop that stops in time never asks for.
+                    zlib::Z_OK | zlib::Z_BUF_ERROR => {}
+                    _ => {
+                        return Err(io::Error::other(format!(
+                            "gzip compression failed (deflate: {rc})"
+                        )));
+                    }
+                }
+                let done = input.is_empty() && !output_full && flush != zlib::Z_FINISH;
+                if done {
+                    return Ok(());
+                }
+                if rc == zlib::Z_BUF_ERROR && input.is_empty() && !output_full {
+                    return Err(io::Error::other("gzip compression made no progress"));
                 }
             }
-            let done = input.is_empty() && !output_full && flush != zlib::Z_FINISH;
-            if done {
-                return Ok(());
-            }
-            if rc == zlib::Z_BUF_ERROR && input.is_empty() && !output_full {
-                return Err(io::Error::other("gzip compression made no progress"));
-            }
         }
     }
-}
 
-impl Drop for Gzip {
-    fn drop(&mut self) {
-        // SAFETY: initialised in `new`, ended once, here.
-        unsafe { zlib::deflateEnd(&mut *self.stream) };
+    impl Drop for Gzip {
+        fn drop(&mut self) {
+            // SAFETY: initialised in `new`, ended once, here.
+            unsafe { zlib::deflateEnd(&mut *self.stream) };
+        }
+    }
+
+    /// zlib's own default allocator, which a Rust z_stream must name: a
+    /// function pointer cannot be null in Rust.
+    unsafe extern "C" fn zalloc(
+        _opaque: zlib::voidpf,
+        items: zlib::uInt,
+        size: zlib::uInt,
+    ) -> zlib::voidpf {
+        // SAFETY: calloc with sizes from zlib; NULL on failure, which zlib
+        // handles.
+        unsafe { libc::calloc(items as usize, size as usize) }
+    }
+
+    unsafe extern "C" fn zfree(_opaque: zlib::voidpf, address: zlib::voidpf) {
+        // SAFETY: `address` came from `zalloc`.
+        unsafe { libc::free(address) }
     }
 }
 
-/// zlib's own default allocator, which a Rust z_stream must name: a
-/// function pointer cannot be null in Rust.
-unsafe extern "C" fn zalloc(
-    _opaque: zlib::voidpf,
-    items: zlib::uInt,
-    size: zlib::uInt,
-) -> zlib::voidpf {
-    // SAFETY: calloc with sizes from zlib; NULL on failure, which zlib
-    // handles.
-    unsafe { libc::calloc(items as usize, size as usize) }
-}
+/// Without the `gzip` feature: no stream is ever compressed, and a
+/// compressor cannot be made.
+#[cfg(not(feature = "gzip"))]
+mod without_zlib {
+    use std::io;
 
-unsafe extern "C" fn zfree(_opaque: zlib::voidpf, address: zlib::voidpf) {
-    // SAFETY: `address` came from `zalloc`.
-    unsafe { libc::free(address) }
+    /// A compressor that cannot exist.
+    pub(crate) enum Gzip {}
+
+    impl Gzip {
+        pub(crate) fn new() -> io::Result<Gzip> {
+            Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "sse-hub was built without its gzip feature",
+            ))
+        }
+
+        pub(crate) fn push(&mut self, _: &[u8], _: &mut Vec<u8>) -> io::Result<()> {
+            match *self {}
+        }
+
+        pub(crate) fn flush(&mut self, _: &mut Vec<u8>) -> io::Result<()> {
+            match *self {}
+        }
+
+        pub(crate) fn finish(&mut self, _: &mut Vec<u8>) -> io::Result<()> {
+            match *self {}
+        }
+    }
 }
 
 /// True if `accept_encoding`, the value of a request's `Accept-Encoding`
@@ -256,9 +298,8 @@ fn weight_above_zero(value: &str) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
-    use flate2::write::GzDecoder;
+    use crate::testkit::GzipReader;
 
     #[test]
     fn accept_encoding_is_read_with_its_weights() {
@@ -297,26 +338,11 @@ mod tests {
         }
     }
 
-    /// An incremental gzip reader that is not zlib (flate2's default
-    /// backend): what a client has decoded so far.
-    struct Client(GzDecoder<Vec<u8>>);
-
-    impl Client {
-        fn new() -> Client {
-            Client(GzDecoder::new(Vec::new()))
-        }
-
-        fn read(&mut self, bytes: &[u8]) -> String {
-            self.0.write_all(bytes).unwrap();
-            self.0.flush().unwrap();
-            String::from_utf8(std::mem::take(self.0.get_mut())).unwrap()
-        }
-    }
-
     #[test]
+    #[cfg(feature = "gzip")]
     fn each_flush_makes_everything_pushed_decodable() {
         let mut gzip = Gzip::new().unwrap();
-        let mut client = Client::new();
+        let mut client = GzipReader::new();
         let mut out = Vec::new();
         for i in 0..50 {
             let event =
@@ -332,6 +358,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "gzip")]
     fn a_finished_member_is_a_whole_gzip_file() {
         let mut gzip = Gzip::new().unwrap();
         let mut out = Vec::new();
@@ -348,6 +375,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "gzip")]
     fn input_that_does_not_compress_still_fits() {
         let mut gzip = Gzip::new().unwrap();
         let mut out = Vec::new();

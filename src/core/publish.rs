@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::value::RawValue;
 
 use crate::core::channel::Channel;
-use crate::core::handle::{Hub, Message};
+use crate::core::hub::{Hub, Message};
 use crate::core::sse::Event;
 use crate::error::Error;
 
@@ -375,7 +375,7 @@ mod properties {
     use serde_json::{Map, Value};
 
     use super::*;
-    use crate::core::sse::properties::{as_received, dispatch, fuzz, tricky_text};
+    use crate::testkit::{as_received, dispatch, fuzz, tricky_text};
 
     fn json_value() -> impl Strategy<Value = Value> {
         let leaf = prop_oneof![

@@ -28,23 +28,10 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 use std::thread::{self, Thread};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::core::closed::Closed;
 use crate::core::sse::Frame;
-
-/// Why the hub closed a queue.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Closed {
-    /// The queue was full: the subscriber did not keep up.
-    Slow,
-    /// The client's connection was seen to close.
-    HungUp,
-    /// The hub asked for it (a request pipelined behind the stream, or the
-    /// application's own call).
-    Asked(&'static str),
-    /// The hub is shutting down.
-    Shutdown,
-}
 
 /// What a push did.
 #[derive(Debug)]
@@ -168,6 +155,32 @@ impl Queue {
         self.lock().sleeper = None;
     }
 
+    /// The one consumer loop (taker side): moves everything queued into
+    /// `into`, which must be empty, sleeping while the queue is empty until
+    /// a push, a close, or `deadline` (`None`: no limit). Returns
+    /// [`Took::Empty`] only once the deadline has passed; a deadline that
+    /// has passed already makes it look once, without sleeping. Between
+    /// sleeps it releases what `into` holds beyond a few slots.
+    pub(crate) fn next_batch(&self, into: &mut VecDeque<Frame>, deadline: Option<Instant>) -> Took {
+        loop {
+            match self.take(into) {
+                Took::Empty => trim(into),
+                took => return took,
+            }
+            let left = match deadline {
+                Some(deadline) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Took::Empty;
+                    }
+                    Some(left)
+                }
+                None => None,
+            };
+            self.wait(left);
+        }
+    }
+
     /// Events queued now.
     #[cfg(test)]
     pub(crate) fn len(&self) -> u64 {
@@ -184,7 +197,7 @@ impl Queue {
 }
 
 /// Releases what a drained buffer holds beyond a few slots.
-pub(crate) fn trim(buffer: &mut VecDeque<Frame>) {
+fn trim(buffer: &mut VecDeque<Frame>) {
     buffer.shrink_to(KEEP_SLOTS);
 }
 

@@ -19,7 +19,7 @@ use crossbeam_channel::Sender;
 use crate::core::channel::Channel;
 use crate::core::command::Command;
 use crate::core::event_id::EventId;
-use crate::core::handle::Message;
+use crate::core::hub::Message;
 use crate::core::sse::Frame;
 use crate::error::Error;
 

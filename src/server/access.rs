@@ -30,16 +30,16 @@
 //! binary).
 
 use std::borrow::Cow;
-use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sse_hub_tiny_http::Request;
 
-use crate::config::Config;
 use crate::core::Message;
-use crate::core::channel::{Channel, MAX_CHANNEL_NAME_LEN};
+use crate::core::channel::Channel;
+pub use crate::core::channel::Pattern;
 use crate::error::Error;
+use crate::server::config::Config;
 
 use super::jwt::Keys;
 #[cfg(feature = "jwt")]
@@ -50,120 +50,10 @@ use super::route::{header_value, query_of};
 /// How far `exp` and `nbf` may be off, for clocks that disagree a little.
 pub const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
-/// The shortest `--jwt-secret`: RFC 7518 (3.2) asks for a key at least as
-/// long as the hash, 256 bits for HS256, and a shorter one can be guessed
-/// offline from any token signed with it.
-pub const MIN_SECRET_LEN: usize = 32;
+pub use super::jwt::MIN_SECRET_LEN;
 
 /// The cookie a subscriber may carry its token in.
 pub const TOKEN_COOKIE: &str = "sse_hub_token";
-
-/// Channel names as `--private` and a token's lists give them: a name, or
-/// a name's beginning followed by `*`, which matches any rest. `*` alone
-/// matches every channel, and is the only pattern that covers a message
-/// published without a channel.
-///
-/// # Example
-///
-/// ```
-/// use sse_hub::{Channel, access::Pattern};
-///
-/// let rooms: Pattern = "room:*".parse()?;
-/// assert!(rooms.matches(&Channel::new("room:7")?));
-/// assert!(!rooms.matches(&Channel::new("rooms")?));
-///
-/// let news: Pattern = "news".parse()?;
-/// assert!(news.matches(&Channel::new("news")?));
-/// assert!(!news.matches(&Channel::new("news:sport")?));
-///
-/// assert!("room:*:admin".parse::<Pattern>().is_err()); // `*` only at the end
-/// # Ok::<(), sse_hub::Error>(())
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Pattern {
-    /// The name, or the beginning of the names it matches.
-    stem: Box<str>,
-    /// True if it ended with `*`.
-    any_rest: bool,
-}
-
-impl Pattern {
-    /// Checks `text` and returns it as a pattern.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidPattern`] saying what is wrong with it.
-    pub fn new(text: &str) -> Result<Pattern, Error> {
-        let (stem, any_rest) = match text.strip_suffix('*') {
-            Some(stem) => (stem, true),
-            None => (text, false),
-        };
-        if stem.is_empty() && !any_rest {
-            return Err(Error::InvalidPattern("must not be empty"));
-        }
-        if stem.len() > MAX_CHANNEL_NAME_LEN {
-            return Err(Error::InvalidPattern(
-                "must be at most 64 bytes long before a final *",
-            ));
-        }
-        let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-_.:/".contains(&b);
-        if !stem.bytes().all(allowed) {
-            return Err(Error::InvalidPattern(
-                "may only contain A-Z, a-z, 0-9 and - _ . : /, and * at the end",
-            ));
-        }
-        Ok(Pattern {
-            stem: stem.into(),
-            any_rest,
-        })
-    }
-
-    /// True if `channel` is one this pattern names.
-    pub fn matches(&self, channel: &Channel) -> bool {
-        if self.any_rest {
-            channel.as_str().starts_with(&*self.stem)
-        } else {
-            channel.as_str() == &*self.stem
-        }
-    }
-
-    /// True for `*`, the pattern that matches everything, messages without
-    /// a channel included.
-    pub fn is_everything(&self) -> bool {
-        self.any_rest && self.stem.is_empty()
-    }
-}
-
-impl std::str::FromStr for Pattern {
-    type Err = Error;
-
-    fn from_str(text: &str) -> Result<Pattern, Error> {
-        Pattern::new(text)
-    }
-}
-
-impl fmt::Display for Pattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.stem)?;
-        if self.any_rest {
-            f.write_str("*")?;
-        }
-        Ok(())
-    }
-}
-
-impl Serialize for Pattern {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(self)
-    }
-}
-
-impl<'de> Deserialize<'de> for Pattern {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Pattern, D::Error> {
-        let text = Cow::<str>::deserialize(deserializer)?;
-        Pattern::new(&text).map_err(|e| serde::de::Error::custom(format!("{text:?}: {e}")))
-    }
-}
 
 /// What a token allows: its claim `"sse-hub"`, such as
 /// `{"subscribe": ["news", "user:42", "room:*"], "publish": ["*"]}`.
@@ -207,19 +97,6 @@ impl Grants {
             None => self.publish.iter().any(Pattern::is_everything),
         }
     }
-}
-
-/// Checks a secret for HS256.
-pub(crate) fn check_secret(secret: &[u8]) -> Result<(), Error> {
-    if secret.len() < MIN_SECRET_LEN {
-        return Err(Error::InvalidConfig {
-            field: "jwt_secret",
-            why: format!(
-                "must be at least {MIN_SECRET_LEN} bytes (RFC 7518); make one with `openssl rand -hex 32`"
-            ),
-        });
-    }
-    Ok(())
 }
 
 /// Why a request gets 401.

@@ -4,19 +4,18 @@
 //! Read the query (`channel=`, `lastEventId=`) and the `Last-Event-ID`
 //! header (400 if they are bad), check the token a private channel needs
 //! (`access.rs`: 401 or 403), register the subscriber with the hub (503
-//! if the hub is full), then write the whole stream (`core/writer.rs`)
+//! if the hub is full), then write the whole stream (`core/stream/`)
 //! until it ends, while the hang-up watcher (`hangup.rs`) watches the
 //! socket. When the stream ends the thread goes back to the connection: a
 //! request that was pipelined behind the stream is answered next.
 
 use std::io::Write;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use log::{debug, warn};
 use sse_hub_tiny_http::{HTTPVersion, Method, Request};
 
-use crate::core::writer::{EventStream, Framing, StreamRequest};
+use crate::core::stream::{EventStream, Framing, StreamRequest};
 use crate::error::Error;
 
 use super::Context;
@@ -58,9 +57,6 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
     if let Err(refusal) = ctx.access.check_subscriber(&request, wanted.channels()) {
         return ctx.replies.refuse(request, &refusal);
     }
-    if ctx.hub.counters().clients.load(Ordering::Relaxed) >= ctx.config.hub.max_clients {
-        return refuse(ctx, request, &Error::HubFull);
-    }
     let stream = match EventStream::open(&ctx.hub, wanted) {
         Ok(stream) => stream,
         Err(e) => return refuse(ctx, request, &e),
@@ -86,8 +82,7 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
 /// away for want of room must not keep a thread and a descriptor of the
 /// very capacity it was refused while it waits to try again.
 fn refuse(ctx: &Context, request: Request, error: &Error) {
-    let http_1_1 = *request.http_version() >= HTTPVersion(1, 1);
-    let reply = ctx.replies.unavailable_bytes(http_1_1, error);
+    let reply = error.to_http_response(Some(ctx.replies.origin()));
     request.stop_reading();
     let mut out = request.into_writer();
     if let Err(e) = out.write_all(&reply).and_then(|()| out.flush()) {

@@ -17,6 +17,8 @@
 //! was reused. Each registration has its own token, so an event that was
 //! already on its way for an earlier registration names no one.
 
+#![allow(unsafe_code)]
+
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::RawFd;
@@ -24,8 +26,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::core::Hub;
-use crate::core::command::ClientId;
-use crate::core::queue::Closed;
+use crate::core::client_id::ClientId;
+use crate::core::closed::Closed;
 
 /// How often the watcher looks whether the server is stopping.
 const STOP_CHECK_MS: i32 = 500;

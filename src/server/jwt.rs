@@ -12,6 +12,26 @@
 //! backends compiled in, and then no provider at all until one is
 //! installed. To use aws-lc there, install it before starting the server.
 
+use crate::error::Error;
+
+/// The shortest `--jwt-secret`: RFC 7518 (3.2) asks for a key at least as
+/// long as the hash, 256 bits for HS256, and a shorter one can be guessed
+/// offline from any token signed with it.
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// Checks a secret for HS256.
+pub(crate) fn check_secret(secret: &[u8]) -> Result<(), Error> {
+    if secret.len() < MIN_SECRET_LEN {
+        return Err(Error::InvalidConfig {
+            field: "jwt_secret",
+            why: format!(
+                "must be at least {MIN_SECRET_LEN} bytes (RFC 7518); make one with `openssl rand -hex 32`"
+            ),
+        });
+    }
+    Ok(())
+}
+
 #[cfg(feature = "jwt")]
 pub(crate) use with_jwt::Keys;
 #[cfg(feature = "jwt")]
@@ -32,9 +52,10 @@ mod with_jwt {
     use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
     use serde::{Deserialize, Serialize};
 
-    use crate::config::Config;
     use crate::error::Error;
-    use crate::server::access::{CLOCK_SKEW, Grants, check_secret};
+    use crate::server::access::{CLOCK_SKEW, Grants};
+    use crate::server::config::Config;
+    use crate::server::jwt::check_secret;
 
     /// The keys the hub verifies tokens with.
     pub(crate) struct Keys {
@@ -275,9 +296,9 @@ mod with_jwt {
 mod without_jwt {
     use std::borrow::Cow;
 
-    use crate::config::Config;
     use crate::error::Error;
     use crate::server::access::Grants;
+    use crate::server::config::Config;
 
     /// No keys: this build verifies no tokens.
     pub(crate) enum Keys {}

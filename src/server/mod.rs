@@ -7,7 +7,7 @@
 //!              ├─ GET /events ───> events.rs: access.rs checks the token a
 //!              │                   private channel needs; register with the hub, then
 //!              │                   this same thread writes the stream
-//!              │                   (core/writer.rs); hangup.rs watches
+//!              │                   (core/stream/); hangup.rs watches
 //!              │                   the socket meanwhile
 //!              ├─ POST /broadcast ─> broadcast.rs: check (the token: access.rs),
 //!              │                     read, publish
@@ -42,6 +42,7 @@ pub mod access;
 mod assets;
 mod broadcast;
 pub mod capacity;
+pub(crate) mod config;
 mod events;
 mod hangup;
 mod jwt;
@@ -57,9 +58,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use log::{error, info, warn};
 
-use crate::config::Config;
 use crate::core::Hub;
 use crate::error::Error;
+use crate::server::config::Config;
 
 use access::Access;
 use assets::Assets;

@@ -10,15 +10,12 @@ use std::io::{self, Cursor, Read};
 use std::sync::Arc;
 
 use log::debug;
-use serde::Serialize;
 use sse_hub_tiny_http::{Header, Method, Request, Response, StatusCode};
 
-use crate::error::Error;
+use crate::core::stream::ALLOW_ORIGIN;
+use crate::error::{Error, error_json};
 
 use super::access::{NotCovered, TOKEN_COOKIE, TokenFault};
-
-/// Seconds a client is asked to wait after a 503.
-pub(crate) const RETRY_AFTER_SECS: &str = "5";
 
 /// Why a request is refused: the faults only an HTTP request can have,
 /// and the hub's own errors as they reach a route.
@@ -50,32 +47,38 @@ pub(crate) enum Refusal {
 impl Refusal {
     pub(crate) fn status(&self) -> u16 {
         match self {
-            Refusal::Invalid(_) | Refusal::UnexpectedBody | Refusal::BodyUnreadable(_) => 400,
+            Refusal::Invalid(e) | Refusal::Unavailable(e) => e.status(),
+            Refusal::UnexpectedBody | Refusal::BodyUnreadable(_) => 400,
             Refusal::Unauthorized(_) => 401,
             Refusal::Forbidden(_) => 403,
             Refusal::NotFound(_) => 404,
             Refusal::MethodNotAllowed { .. } => 405,
             Refusal::BodyTimedOut => 408,
             Refusal::BodyTooLarge { .. } => 413,
-            Refusal::Unavailable(_) => 503,
         }
     }
 
     /// Headers the status needs beside the body.
-    fn headers(&self) -> Vec<(&'static str, &'static str)> {
+    fn headers(&self) -> Vec<(&'static str, String)> {
         match self {
             // RFC 6750 (3.1): a token that was sent and failed is
             // `invalid_token`; one that does not reach far enough is
             // `insufficient_scope`; a missing one gets no error code.
             Refusal::Unauthorized(TokenFault::Invalid(_)) => {
-                vec![("WWW-Authenticate", r#"Bearer error="invalid_token""#)]
+                vec![(
+                    "WWW-Authenticate",
+                    r#"Bearer error="invalid_token""#.to_owned(),
+                )]
             }
-            Refusal::Unauthorized(_) => vec![("WWW-Authenticate", "Bearer")],
+            Refusal::Unauthorized(_) => vec![("WWW-Authenticate", "Bearer".to_owned())],
             Refusal::Forbidden(_) => {
-                vec![("WWW-Authenticate", r#"Bearer error="insufficient_scope""#)]
+                vec![(
+                    "WWW-Authenticate",
+                    r#"Bearer error="insufficient_scope""#.to_owned(),
+                )]
             }
-            Refusal::MethodNotAllowed { allow, .. } => vec![("Allow", allow)],
-            Refusal::Unavailable(_) => vec![("Retry-After", RETRY_AFTER_SECS)],
+            Refusal::MethodNotAllowed { allow, .. } => vec![("Allow", (*allow).to_owned())],
+            Refusal::Invalid(e) | Refusal::Unavailable(e) => retry_after(e).into_iter().collect(),
             _ => Vec::new(),
         }
     }
@@ -83,14 +86,19 @@ impl Refusal {
 
 impl From<Error> for Refusal {
     fn from(error: Error) -> Refusal {
-        match error {
-            Error::HubFull
-            | Error::HubStopped
-            | Error::ThreadDied(_)
-            | Error::RedisUnavailable(_) => Refusal::Unavailable(error),
-            other => Refusal::Invalid(other),
+        if error.status() == 503 {
+            Refusal::Unavailable(error)
+        } else {
+            Refusal::Invalid(error)
         }
     }
+}
+
+/// The `Retry-After` field an error's status asks for, if any.
+fn retry_after(error: &Error) -> Option<(&'static str, String)> {
+    error
+        .retry_after()
+        .map(|secs| ("Retry-After", secs.to_string()))
 }
 
 impl fmt::Display for Refusal {
@@ -157,11 +165,10 @@ impl Replies {
     /// Replies for a server whose `--cors-origin` is `origin` (checked by
     /// the configuration).
     pub(crate) fn new(origin: &str) -> Result<Replies, Error> {
-        let cors =
-            header("Access-Control-Allow-Origin", origin).ok_or_else(|| Error::InvalidConfig {
-                field: "cors_origin",
-                why: "is not a valid header value".to_owned(),
-            })?;
+        let cors = header(ALLOW_ORIGIN, origin).ok_or_else(|| Error::InvalidConfig {
+            field: "cors_origin",
+            why: "is not a valid header value".to_owned(),
+        })?;
         Ok(Replies {
             cors,
             origin: origin.to_owned(),
@@ -209,12 +216,14 @@ impl Replies {
     /// Sends `{"error": "..."}` with the refusal's status and headers.
     pub(crate) fn refuse(&self, request: Request, refusal: &Refusal) {
         let body = error_json(&refusal.to_string());
+        let headers = refusal.headers();
+        let extra: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
         self.send(
             request,
             refusal.status(),
             "application/json",
             body.into_bytes(),
-            &refusal.headers(),
+            &extra,
         );
     }
 
@@ -260,41 +269,6 @@ impl Replies {
         );
         self.respond(request, response);
     }
-
-    /// A complete `503` with `Retry-After`, written by hand for a
-    /// connection that closes after it.
-    pub(crate) fn unavailable_bytes(&self, http_1_1: bool, error: &Error) -> Vec<u8> {
-        let version = if http_1_1 { "HTTP/1.1" } else { "HTTP/1.0" };
-        let body = error_json(&error.to_string());
-        format!(
-            "{version} 503 Service Unavailable\r\n\
-             Content-Type: application/json\r\n\
-             Content-Length: {length}\r\n\
-             Retry-After: {RETRY_AFTER_SECS}\r\n\
-             Access-Control-Allow-Origin: {origin}\r\n\
-             Connection: close\r\n\r\n{body}",
-            length = body.len(),
-            origin = self.origin,
-        )
-        .into_bytes()
-    }
-}
-
-/// Compact JSON text of a value that always serializes (plain structs of
-/// strings and numbers).
-pub(crate) fn to_json(value: &impl Serialize) -> String {
-    serde_json::to_string(value).unwrap_or_default()
-}
-
-/// The body of every error reply.
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: &'a str,
-}
-
-/// `{"error": "<what>"}`.
-pub(crate) fn error_json(what: &str) -> String {
-    to_json(&ErrorBody { error: what })
 }
 
 /// A header from a name and value known to be valid ASCII.

@@ -45,13 +45,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::config::HubConfig;
 use crate::core::channel::Channel;
-use crate::core::command::{ClientId, Command, Grant, Outgoing, Receipt, SubscribeRequest};
+use crate::core::client_id::ClientId;
+use crate::core::closed::Closed;
+use crate::core::command::{Command, Grant, Outgoing, Receipt, SubscribeRequest};
+use crate::core::config::HubConfig;
 use crate::core::event_id::{EventId, IdClock, now_ms};
 use crate::core::history::{History, Replay};
 use crate::core::metrics::{Counters, Stats};
-use crate::core::queue::{Closed, Pushed, Queue};
+use crate::core::queue::{Pushed, Queue};
 use crate::core::sse::{Frame, push_id_line};
 use crate::core::upstream::{Incoming, Until};
 use crate::error::Error;

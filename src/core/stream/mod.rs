@@ -24,226 +24,34 @@
 //! hub, which can still refuse it (so the caller can still answer with an
 //! error); [`EventStream::run`] then writes the stream.
 
+mod http;
+mod request;
+
+pub use request::{Framing, StreamRequest};
+
+pub(crate) use http::{ALLOW_ORIGIN, RETRY_AFTER_SECS, closing_response};
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Write};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use log::{info, warn};
 
-use crate::core::channel::{Channel, channel_set};
-use crate::core::command::{ClientId, Grant, SubscribeRequest};
+use crate::core::channel::Channel;
+use crate::core::client_id::ClientId;
+use crate::core::closed::Closed;
+use crate::core::command::{Grant, SubscribeRequest};
 use crate::core::event_id::EventId;
-use crate::core::gzip::{self, Gzip};
-use crate::core::handle::Hub;
+use crate::core::gzip::Gzip;
+use crate::core::hub::Hub;
 use crate::core::metrics::Counters;
-use crate::core::queue::{self, Closed, Queue, Took};
+use crate::core::queue::{Queue, Took};
 use crate::core::sse::{HEARTBEAT, push_control_event, push_retry_line};
 use crate::error::Error;
 
-/// A batch stops growing past this many bytes; the rest goes in the next.
-pub(crate) const MAX_BATCH: usize = 64 * 1024;
-
-/// After a batch, a buffer that grew past this is released, so an idle
-/// subscriber does not keep a burst's worth of memory.
-const KEEP_BUFFER: usize = 4 * 1024;
-
-/// Room for the longest chunk-size line, `ffffffffffffffff\r\n`.
-const CHUNK_HEADER_ROOM: usize = 18;
-
-/// How the stream's bytes are framed on the connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Framing {
-    /// An HTTP/1.1 response: the head, then a chunked body that ends with
-    /// the last chunk, so the connection can carry another request after
-    /// it. Several common clients hang on a close-delimited HTTP/1.1 body.
-    Chunked,
-    /// An HTTP/1.0 response: the head (`Connection: close`), then a body
-    /// that ends when the connection closes.
-    CloseDelimited,
-    /// No head and no framing: only the events. For an HTTP server that
-    /// writes the head and frames the body itself.
-    BodyOnly,
-}
-
-/// What a subscriber asked for: the query and headers of `GET /events`,
-/// checked.
-///
-/// # Example
-///
-/// ```
-/// use sse_hub::StreamRequest;
-///
-/// let request = StreamRequest::from_query("channel=news&channel=user:42", Some("1700000000000-3"))?;
-/// assert_eq!(request.channels().len(), 2);
-/// assert_eq!(request.last_event_id(), Some("1700000000000-3"));
-///
-/// // The same rules as GET /events: a bad channel name is refused.
-/// assert!(StreamRequest::from_query("channel=a%20b", None).is_err());
-/// # Ok::<(), sse_hub::Error>(())
-/// ```
-#[derive(Clone, Debug)]
-pub struct StreamRequest {
-    channels: Vec<Channel>,
-    last_event_id: Option<String>,
-    framing: Framing,
-    cors_origin: Option<String>,
-    peer: Option<SocketAddr>,
-    /// The server offers gzip for this stream (so the response varies with
-    /// `Accept-Encoding`).
-    gzip_offered: bool,
-    /// The request's `Accept-Encoding` accepts gzip.
-    gzip_accepted: bool,
-}
-
-impl Default for StreamRequest {
-    fn default() -> StreamRequest {
-        StreamRequest::new()
-    }
-}
-
-impl StreamRequest {
-    /// A request for every message without a channel, from the start, as a
-    /// chunked HTTP/1.1 response with no CORS header, not compressed.
-    pub fn new() -> StreamRequest {
-        StreamRequest {
-            channels: Vec::new(),
-            last_event_id: None,
-            framing: Framing::Chunked,
-            cors_origin: None,
-            peer: None,
-            gzip_offered: false,
-            gzip_accepted: false,
-        }
-    }
-
-    /// Reads a request the way `GET /events` does: `channel=NAME`
-    /// (repeatable) and `lastEventId=ID` from the query string (without the
-    /// `?`; percent-decoded), and the `Last-Event-ID` header, which wins over
-    /// the query when both are there. An empty ID counts as none. Other
-    /// query parameters are ignored: libraries and proxies add their own.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidChannel`] or [`Error::TooManyChannels`]. An ID that
-    /// is not of the `<ms>-<seq>` form is not an error: the stream opens
-    /// with a `gap` event instead.
-    pub fn from_query(query: &str, last_event_id: Option<&str>) -> Result<StreamRequest, Error> {
-        let mut names = Vec::new();
-        let mut from_query = None;
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            match &*key {
-                "channel" => names.push(value.into_owned()),
-                "lastEventId" => from_query = Some(value.into_owned()),
-                _ => {}
-            }
-        }
-        let channels = channel_set(names.iter().map(String::as_str))?;
-        let last_event_id = last_event_id
-            .filter(|id| !id.is_empty())
-            .map(str::to_owned)
-            .or(from_query.filter(|id| !id.is_empty()));
-        Ok(StreamRequest {
-            channels,
-            last_event_id,
-            ..StreamRequest::new()
-        })
-    }
-
-    /// Joins `channel` as well.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::TooManyChannels`] past 32 distinct channels.
-    pub fn channel(mut self, channel: Channel) -> Result<StreamRequest, Error> {
-        self.channels = channel_set(
-            self.channels
-                .iter()
-                .map(Channel::as_str)
-                .chain([channel.as_str()]),
-        )?;
-        Ok(self)
-    }
-
-    /// Resumes after `id`: the client's last event ID, as it sent it.
-    pub fn resume_after(mut self, id: &str) -> StreamRequest {
-        self.last_event_id = Some(id.to_owned()).filter(|id| !id.is_empty());
-        self
-    }
-
-    /// Frames the stream for this kind of response.
-    pub fn framing(mut self, framing: Framing) -> StreamRequest {
-        self.framing = framing;
-        self
-    }
-
-    /// Sends `Access-Control-Allow-Origin: <origin>` in the response head.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`] if `origin` is not a printable ASCII header
-    /// value.
-    pub fn cors_origin(mut self, origin: &str) -> Result<StreamRequest, Error> {
-        crate::config::check_header_value("cors_origin", origin)?;
-        self.cors_origin = Some(origin.to_owned());
-        Ok(self)
-    }
-
-    /// Offers gzip, as the server's `--compress` does: the stream is sent
-    /// with `Content-Encoding: gzip` if `accept_encoding`, the value of the
-    /// request's `Accept-Encoding` header, accepts gzip (`gzip;q=0` and
-    /// `identity` do not; `*` does), and the framing is not
-    /// [`Framing::CloseDelimited`] (never for HTTP/1.0). Otherwise it is
-    /// plain. Either way the head says `Vary: Accept-Encoding`, since the
-    /// response now depends on that header. Each compressed stream keeps a
-    /// compressor of about 16 KiB while it runs.
-    ///
-    /// With [`Framing::BodyOnly`] the application writes the head: it adds
-    /// `Content-Encoding: gzip` when [`EventStream::gzip`] says so.
-    ///
-    /// # Example
-    ///
-    /// ```
-    /// use sse_hub::{Framing, StreamRequest};
-    ///
-    /// let request = StreamRequest::new().offer_gzip(Some("gzip, deflate, br"));
-    /// assert!(request.gzip());
-    /// assert!(!StreamRequest::new().offer_gzip(Some("gzip;q=0, *")).gzip());
-    /// assert!(!StreamRequest::new().offer_gzip(None).gzip());
-    /// // HTTP/1.0 streams stay plain.
-    /// let old = request.framing(Framing::CloseDelimited);
-    /// assert!(!old.gzip());
-    /// ```
-    pub fn offer_gzip(mut self, accept_encoding: Option<&str>) -> StreamRequest {
-        self.gzip_offered = true;
-        self.gzip_accepted = accept_encoding.is_some_and(gzip::accepts_gzip);
-        self
-    }
-
-    /// Names the client's address in the log lines of the stream.
-    pub fn peer(mut self, peer: Option<SocketAddr>) -> StreamRequest {
-        self.peer = peer;
-        self
-    }
-
-    /// The channels asked for, each once, in the order first given.
-    pub fn channels(&self) -> &[Channel] {
-        &self.channels
-    }
-
-    /// The last event ID, as the client sent it.
-    pub fn last_event_id(&self) -> Option<&str> {
-        self.last_event_id.as_deref()
-    }
-
-    /// True if the stream is to be gzip-compressed: offered, accepted, and
-    /// not close-delimited (see [`StreamRequest::offer_gzip`]).
-    pub fn gzip(&self) -> bool {
-        self.gzip_offered && self.gzip_accepted && self.framing != Framing::CloseDelimited
-    }
-}
+use http::{Body, MAX_BATCH};
 
 /// Why a stream ended.
 #[derive(Debug)]
@@ -446,7 +254,8 @@ impl EventStream {
         let mut taken = VecDeque::new();
         let mut last_write = Instant::now();
         loop {
-            match self.queue.take(&mut taken) {
+            let next_heartbeat = heartbeat.map(|every| last_write + every);
+            match self.queue.next_batch(&mut taken, next_heartbeat) {
                 Took::Events(events) => {
                     for frame in taken.drain(..) {
                         body.push(&frame)?;
@@ -456,57 +265,73 @@ impl EventStream {
                     }
                     body.send()?;
                     Counters::add(delivered, events);
-                    last_write = Instant::now();
                 }
+                // Quiet for a whole heartbeat interval.
                 Took::Empty => {
-                    queue::trim(&mut taken);
-                    let Some(every) = heartbeat else {
-                        self.queue.wait(None);
-                        continue;
-                    };
-                    let quiet = last_write.elapsed();
-                    if quiet < every {
-                        self.queue.wait(Some(every - quiet));
-                        continue;
-                    }
                     body.push(HEARTBEAT)?;
                     body.send()?;
-                    last_write = Instant::now();
                 }
                 Took::Closed(why) => return Ok(why),
             }
+            last_write = Instant::now();
         }
     }
 
-    /// The status line and headers.
-    fn head(&self) -> Vec<u8> {
-        let mut encoding = String::new();
+    /// The header fields an event stream's response needs, whoever writes
+    /// the head: `Content-Type: text/event-stream`, `Cache-Control:
+    /// no-cache`, `X-Accel-Buffering: no` (so nginx does not buffer it),
+    /// `Access-Control-Allow-Origin` if the request named an origin,
+    /// `Vary: Accept-Encoding` if gzip was offered and `Content-Encoding:
+    /// gzip` if the stream is compressed. An application that writes the
+    /// head itself ([`Framing::BodyOnly`]) sends each of these, and frames
+    /// the body (chunked, or close-delimited) as its server does.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::{EventStream, Framing, Hub, HubConfig, StreamRequest};
+    ///
+    /// let hub = Hub::start(HubConfig::default())?;
+    /// let request = StreamRequest::new().framing(Framing::BodyOnly).cors_origin("*")?;
+    /// let stream = EventStream::open(&hub, request)?;
+    /// let fields = stream.response_headers();
+    /// assert!(fields.contains(&("Content-Type", "text/event-stream".to_owned())));
+    /// assert!(fields.contains(&("Access-Control-Allow-Origin", "*".to_owned())));
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn response_headers(&self) -> Vec<(&'static str, String)> {
+        let mut fields = vec![
+            ("Content-Type", "text/event-stream".to_owned()),
+            ("Cache-Control", "no-cache".to_owned()),
+            ("X-Accel-Buffering", "no".to_owned()),
+        ];
+        if let Some(origin) = self.request.cors_origin.as_deref() {
+            fields.push((ALLOW_ORIGIN, origin.to_owned()));
+        }
         if self.request.gzip_offered {
-            encoding.push_str("Vary: Accept-Encoding\r\n");
+            fields.push(("Vary", "Accept-Encoding".to_owned()));
         }
         if self.gzip.is_some() {
-            encoding.push_str("Content-Encoding: gzip\r\n");
+            fields.push(("Content-Encoding", "gzip".to_owned()));
         }
-        let (version, connection, framing) = match self.request.framing {
+        fields
+    }
+
+    /// The status line and header fields, framing included; nothing for
+    /// [`Framing::BodyOnly`].
+    fn head(&self) -> Vec<u8> {
+        let (version, connection, chunked) = match self.request.framing {
             Framing::BodyOnly => return Vec::new(),
-            Framing::Chunked => ("HTTP/1.1", "keep-alive", "Transfer-Encoding: chunked\r\n"),
-            Framing::CloseDelimited => ("HTTP/1.0", "close", ""),
+            Framing::Chunked => ("HTTP/1.1", "keep-alive", true),
+            Framing::CloseDelimited => ("HTTP/1.0", "close", false),
         };
-        let cors = self
-            .request
-            .cors_origin
-            .as_deref()
-            .map(|origin| format!("Access-Control-Allow-Origin: {origin}\r\n"))
-            .unwrap_or_default();
-        format!(
-            "{version} 200 OK\r\n\
-             Content-Type: text/event-stream\r\n\
-             Cache-Control: no-cache\r\n\
-             Connection: {connection}\r\n\
-             X-Accel-Buffering: no\r\n\
-             {cors}{encoding}{framing}\r\n"
-        )
-        .into_bytes()
+        let fields = self.response_headers();
+        let mut all: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        all.push(("Connection", connection));
+        if chunked {
+            all.push(("Transfer-Encoding", "chunked"));
+        }
+        http::head(version, 200, &all)
     }
 
     /// What every stream starts with: the `connection` event, carrying
@@ -557,138 +382,14 @@ impl Drop for EventStream {
     }
 }
 
-/// The body of one event stream on `out`, framed as asked and compressed
-/// if asked, built a batch at a time.
-struct Body<W: Write> {
-    out: W,
-    framing: Framing,
-    /// With `Content-Encoding: gzip`, the stream's compressor: events go
-    /// through it as they are pushed, and the batch holds its output.
-    gzip: Option<Gzip>,
-    /// The batch being built, as it goes on the wire. With chunked framing
-    /// its first `CHUNK_HEADER_ROOM` bytes are kept free for the chunk-size
-    /// line, so the whole chunk goes out in one write.
-    batch: Vec<u8>,
-    /// Bytes of events pushed into the batch, before any compression.
-    pushed: usize,
-}
-
-impl<W: Write> Body<W> {
-    fn new(out: W, framing: Framing, gzip: Option<Gzip>) -> Body<W> {
-        Body {
-            out,
-            framing,
-            gzip,
-            batch: Vec::new(),
-            pushed: 0,
-        }
-    }
-
-    fn chunked(&self) -> bool {
-        self.framing == Framing::Chunked
-    }
-
-    fn room(&self) -> usize {
-        if self.chunked() { CHUNK_HEADER_ROOM } else { 0 }
-    }
-
-    /// Keeps the room for the chunk-size line at the start of a new batch.
-    fn start_batch(&mut self) {
-        if self.batch.is_empty() {
-            self.batch.resize(self.room(), 0);
-        }
-    }
-
-    /// Adds bytes (whole events or comments) to the current batch.
-    fn push(&mut self, bytes: &[u8]) -> io::Result<()> {
-        self.start_batch();
-        match &mut self.gzip {
-            Some(gzip) => gzip.push(bytes, &mut self.batch)?,
-            None => self.batch.extend_from_slice(bytes),
-        }
-        self.pushed += bytes.len();
-        Ok(())
-    }
-
-    /// Bytes of events in the current batch, before any compression.
-    fn batch_len(&self) -> usize {
-        self.pushed
-    }
-
-    /// Writes the current batch (as one chunk) and flushes it; a gzip
-    /// batch is flushed out of the compressor first, so the client can
-    /// decode all of it now.
-    fn send(&mut self) -> io::Result<()> {
-        if self.pushed > 0
-            && let Some(gzip) = &mut self.gzip
-        {
-            gzip.flush(&mut self.batch)?;
-        }
-        self.pushed = 0;
-        self.write_batch()
-    }
-
-    /// Writes the bytes of the batch, framed, in one write, and flushes.
-    fn write_batch(&mut self) -> io::Result<()> {
-        let len = self.batch.len().saturating_sub(self.room());
-        if len == 0 {
-            self.batch.clear();
-            return self.out.flush();
-        }
-        let start = if self.chunked() {
-            // The chunk-size line goes right before the data, in the room
-            // kept for it: `<hex length>\r\n`.
-            let mut start = CHUNK_HEADER_ROOM - 2;
-            self.batch[start..CHUNK_HEADER_ROOM].copy_from_slice(b"\r\n");
-            let mut rest = len;
-            loop {
-                start -= 1;
-                self.batch[start] = b"0123456789abcdef"[rest & 0xf];
-                rest >>= 4;
-                if rest == 0 {
-                    break;
-                }
-            }
-            self.batch.extend_from_slice(b"\r\n");
-            start
-        } else {
-            0
-        };
-        self.out.write_all(&self.batch[start..])?;
-        self.out.flush()?;
-        if self.batch.capacity() > KEEP_BUFFER {
-            self.batch = Vec::new();
-        } else {
-            self.batch.clear();
-        }
-        Ok(())
-    }
-
-    /// Ends the body: the end of the gzip member (with whatever is still
-    /// in the batch, as one chunk), then the last chunk for chunked
-    /// framing. The connection itself closes when the caller is done with
-    /// it.
-    fn finish(mut self) -> io::Result<()> {
-        if let Some(mut gzip) = self.gzip.take() {
-            self.start_batch();
-            gzip.finish(&mut self.batch)?;
-            self.pushed = 0;
-        }
-        self.send()?;
-        if self.chunked() {
-            self.out.write_all(b"0\r\n\r\n")?;
-        }
-        self.out.flush()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    use crate::config::HubConfig;
+    use crate::core::config::HubConfig;
     use crate::core::sse::{Event, Frame, Parser};
+    use crate::testkit::GzipReader;
 
     /// A socket stand-in that records each write.
     #[derive(Clone, Default)]
@@ -757,21 +458,6 @@ mod tests {
         }
     }
 
-    /// A gzip reader that is not zlib: what a client decoded so far.
-    struct Decoder(flate2::write::GzDecoder<Vec<u8>>);
-
-    impl Decoder {
-        fn new() -> Decoder {
-            Decoder(flate2::write::GzDecoder::new(Vec::new()))
-        }
-
-        fn read(&mut self, bytes: &[u8]) -> String {
-            self.0.write_all(bytes).unwrap();
-            self.0.flush().unwrap();
-            String::from_utf8(std::mem::take(self.0.get_mut())).unwrap()
-        }
-    }
-
     #[test]
     fn a_gzip_batch_is_one_chunk_that_decodes_at_once() {
         let recorder = Recorder::default();
@@ -789,7 +475,7 @@ mod tests {
         // Two batches, the end of the gzip member, and the last chunk.
         assert_eq!(writes.len(), 4);
         assert_eq!(writes[3], b"0\r\n\r\n");
-        let mut client = Decoder::new();
+        let mut client = GzipReader::new();
         let decoded: Vec<String> = writes[..3]
             .iter()
             .flat_map(|write| chunks(&[write.as_slice(), b"0\r\n\r\n"].concat()))
@@ -813,7 +499,7 @@ mod tests {
         let head = std::str::from_utf8(&out[..split]).unwrap();
         assert!(head.contains("\r\nContent-Encoding: gzip\r\n"), "{head}");
         assert!(head.contains("\r\nVary: Accept-Encoding\r\n"), "{head}");
-        let mut client = Decoder::new();
+        let mut client = GzipReader::new();
         let text: String = chunks(&out[split..])
             .iter()
             .map(|chunk| client.read(chunk))

@@ -1,88 +1,17 @@
-//! Settings, each with its one default: [`HubConfig`] for a hub on its own
-//! (history, queues, client limit, and the heartbeat and `retry:` every
-//! stream gets), and [`Config`] for the HTTP server around one. Built once,
-//! from the command line in `main.rs` or by hand when embedding, and passed
-//! down as one value.
+//! The HTTP server's settings, each with its one default: [`Config`], the
+//! hub's [`HubConfig`] inside it. Built once, from the command line or by
+//! hand when embedding, and passed down as one value.
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cluster::ClusterConfig;
+use crate::core::channel::Pattern;
+use crate::core::config::{HubConfig, check_duration, check_header_value, invalid};
 use crate::error::Error;
-use crate::server::access::{Pattern, check_secret};
 
-/// The longest any timeout or interval may be: longer ones would overflow
-/// clock arithmetic, and mean "never" anyway.
-pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
-
-/// How a hub behaves, whatever serves its streams. [`HubConfig::default`]
-/// gives the documented defaults.
-///
-/// # Example
-///
-/// ```
-/// use std::time::Duration;
-///
-/// let config = sse_hub::HubConfig {
-///     history: 100,
-///     heartbeat: Some(Duration::from_secs(5)),
-///     ..sse_hub::HubConfig::default()
-/// };
-/// assert_eq!(config.queue, 256);
-/// assert!(config.validate().is_ok());
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HubConfig {
-    /// Published messages kept for `Last-Event-ID` replay; 0 keeps none.
-    pub history: usize,
-    /// Capacity of each subscriber's queue, in events. A subscriber whose
-    /// queue is full is dropped and catches up from history when it resumes.
-    pub queue: usize,
-    /// Most subscribers at once; past it, subscribing fails with
-    /// [`Error::HubFull`].
-    pub max_clients: usize,
-    /// Keep-alive comment on an idle stream this often; `None` sends none.
-    pub heartbeat: Option<Duration>,
-    /// Reconnection delay sent as `retry:` at the start of every stream;
-    /// `None` sends none.
-    pub retry: Option<Duration>,
-}
-
-impl Default for HubConfig {
-    fn default() -> HubConfig {
-        HubConfig {
-            history: 1024,
-            queue: 256,
-            max_clients: 10_000,
-            heartbeat: Some(Duration::from_secs(15)),
-            retry: Some(Duration::from_millis(3000)),
-        }
-    }
-}
-
-impl HubConfig {
-    /// Checks the values that would otherwise fail later, at a worse moment.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidConfig`] naming the setting and what it needs.
-    pub fn validate(&self) -> Result<(), Error> {
-        if self.queue == 0 {
-            return invalid("queue", "must be at least 1");
-        }
-        if self.max_clients == 0 {
-            return invalid("max_clients", "must be at least 1");
-        }
-        if let Some(heartbeat) = self.heartbeat {
-            check_duration("heartbeat", heartbeat)?;
-        }
-        if let Some(retry) = self.retry {
-            check_duration("retry", retry)?;
-        }
-        Ok(())
-    }
-}
+use super::jwt::check_secret;
 
 /// How the HTTP server behaves. [`Config::default`] gives the documented
 /// defaults.
@@ -203,34 +132,6 @@ impl Config {
         }
         Ok(())
     }
-}
-
-fn invalid(field: &'static str, why: &str) -> Result<(), Error> {
-    Err(Error::InvalidConfig {
-        field,
-        why: why.to_owned(),
-    })
-}
-
-fn check_duration(field: &'static str, value: Duration) -> Result<(), Error> {
-    if value.is_zero() {
-        return invalid(field, "must be longer than zero");
-    }
-    if value > MAX_DURATION {
-        return invalid(field, "must be at most a day (86400 seconds)");
-    }
-    Ok(())
-}
-
-/// Checks a value that goes into a response header: printable ASCII.
-pub(crate) fn check_header_value(field: &'static str, value: &str) -> Result<(), Error> {
-    if value.is_empty() || !value.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
-        return invalid(
-            field,
-            "must be printable ASCII, like * or https://example.com",
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

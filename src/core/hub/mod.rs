@@ -8,23 +8,26 @@
 //! that reaches past the hub's memory reads the rest from the log, on the
 //! subscriber's thread.
 
-use std::collections::VecDeque;
+pub(crate) mod thread;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use log::info;
 
-use crate::config::HubConfig;
 use crate::core::channel::Channel;
-use crate::core::command::{ClientId, Command, Grant, Outgoing, Receipt, SubscribeRequest};
+use crate::core::client_id::ClientId;
+use crate::core::closed::Closed;
+use crate::core::command::{Command, Grant, Outgoing, Receipt, SubscribeRequest};
+use crate::core::config::HubConfig;
 use crate::core::event_id::EventId;
-use crate::core::hub::HubThread;
+use crate::core::hub::thread::HubThread;
 use crate::core::metrics::{Counters, Stats};
-use crate::core::queue::{self, Closed, Queue, Took};
-use crate::core::sse::{Event, Frame};
+use crate::core::queue::Queue;
+use crate::core::sse::Event;
+use crate::core::subscription::Subscription;
 use crate::core::upstream::{Feed, Origin, Upstream};
 use crate::error::Error;
 
@@ -161,7 +164,7 @@ impl Hub {
         let (hub, commands) = HubThread::new(&config, Arc::clone(&counters), upstream.is_some());
         let run = hub.run_tag();
         let on_end = OnEnd(Some(on_end));
-        thread::Builder::new()
+        std::thread::Builder::new()
             .name("sse-hub".into())
             .spawn(move || {
                 let _on_end = on_end;
@@ -375,13 +378,7 @@ impl Hub {
             resume: last_event_id,
             queue: Arc::clone(&queue),
         })?;
-        Ok(Subscription {
-            hub: self.clone(),
-            grant,
-            queue,
-            taken: VecDeque::new(),
-            closed: None,
-        })
+        Ok(Subscription::new(self.clone(), grant, queue))
     }
 
     /// Stops the hub: every stream ends (each with the proper end of its
@@ -451,107 +448,5 @@ impl Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub").field("config", &self.config).finish()
-    }
-}
-
-/// A subscriber inside this process; see [`Hub::subscribe`].
-///
-/// Frames come out in publish order. A frame may hold several events (the
-/// messages of one batch publish travel together): [`Frame::dispatch`]
-/// reads them. Receiving ends when the hub closes the subscription, which
-/// it does when the subscriber falls more than the queue limit behind, or
-/// when the hub stops; [`Subscription::closed`] then says why. It is also an
-/// iterator over frames that ends there.
-pub struct Subscription {
-    hub: Hub,
-    grant: Grant,
-    queue: Arc<Queue>,
-    /// Frames taken from the queue and not handed out yet.
-    taken: VecDeque<Frame>,
-    closed: Option<Closed>,
-}
-
-impl Subscription {
-    /// This subscriber's ID.
-    pub fn client(&self) -> ClientId {
-        self.grant.client
-    }
-
-    /// The retained messages newer than the `last_event_id` given, for this
-    /// subscriber's channels, oldest first.
-    pub fn replay(&self) -> &[Frame] {
-        &self.grant.replay.frames
-    }
-
-    /// True if messages newer than `last_event_id` may have been lost: the
-    /// hub no longer holds all of them.
-    pub fn gap(&self) -> bool {
-        self.grant.replay.gap
-    }
-
-    /// The next frame, waiting for one as long as it takes; `None` once the
-    /// subscription is closed and everything queued was received.
-    pub fn recv(&mut self) -> Option<Frame> {
-        self.next_frame(None, true)
-    }
-
-    /// The next frame, waiting at most `timeout`; `None` if none came.
-    pub fn recv_timeout(&mut self, timeout: Duration) -> Option<Frame> {
-        self.next_frame(Some(timeout), true)
-    }
-
-    /// The next frame if one is queued now.
-    pub fn try_recv(&mut self) -> Option<Frame> {
-        self.next_frame(None, false)
-    }
-
-    /// Why the hub closed the subscription, once a receive has found it
-    /// closed.
-    pub fn closed(&self) -> Option<Closed> {
-        self.closed
-    }
-
-    fn next_frame(&mut self, timeout: Option<Duration>, block: bool) -> Option<Frame> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            if let Some(frame) = self.taken.pop_front() {
-                return Some(frame);
-            }
-            match self.queue.take(&mut self.taken) {
-                Took::Events(_) => continue,
-                Took::Closed(why) => {
-                    self.closed = Some(why);
-                    return None;
-                }
-                Took::Empty if !block => return None,
-                Took::Empty => queue::trim(&mut self.taken),
-            }
-            let left = match deadline {
-                Some(deadline) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        return None;
-                    }
-                    Some(left)
-                }
-                None => None,
-            };
-            self.queue.wait(left);
-        }
-    }
-}
-
-impl Iterator for Subscription {
-    type Item = Frame;
-
-    /// Waits for the next frame; ends when the subscription is closed.
-    fn next(&mut self) -> Option<Frame> {
-        self.recv()
-    }
-}
-
-impl Drop for Subscription {
-    fn drop(&mut self) {
-        self.hub.unsubscribe(self.grant.client);
     }
 }
