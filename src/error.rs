@@ -26,7 +26,7 @@ pub enum Error {
     },
     /// A setting is out of range.
     InvalidConfig {
-        /// The setting, as named in [`Config`](crate::Config) or
+        /// The setting, as named in the server's `Config` or in
         /// [`HubConfig`](crate::HubConfig).
         field: &'static str,
         /// What it must be.

@@ -157,7 +157,7 @@ impl StreamRequest {
     /// compressor of about 16 KiB while it runs.
     ///
     /// With [`Framing::BodyOnly`] the application writes the head: it adds
-    /// `Content-Encoding: gzip` when [`EventStream::gzip`] says so.
+    /// `Content-Encoding: gzip` when [`EventStream::gzip`](super::EventStream::gzip) says so.
     ///
     /// # Example
     ///
