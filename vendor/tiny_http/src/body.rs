@@ -44,7 +44,10 @@ enum State {
     /// Reading the CRLF after a chunk's data into `line`.
     ChunkEnd,
     /// Reading trailer fields, `fields` of them so far.
-    Trailer { fields: usize, bytes: usize },
+    Trailer {
+        fields: usize,
+        bytes: usize,
+    },
     Done,
     /// The body broke the grammar: every read fails with this.
     Failed(&'static str),
@@ -327,7 +330,10 @@ pub(crate) mod tests {
             }
             out.extend_from_slice(&buf[..n]);
         }
-        assert!(done.load(Ordering::Acquire), "a body read to its end says so");
+        assert!(
+            done.load(Ordering::Acquire),
+            "a body read to its end says so"
+        );
         drop(body);
         Ok((out, cursor.position() as usize))
     }
@@ -340,7 +346,10 @@ pub(crate) mod tests {
     fn a_chunked_body_is_decoded_to_its_end() {
         let (body, used) = chunked("5\r\nhello\r\n1;a=b ; c=\"d;e\"\r\n!\r\n0\r\n\r\nGET").unwrap();
         assert_eq!(body, b"hello!");
-        assert_eq!(used, "5\r\nhello\r\n1;a=b ; c=\"d;e\"\r\n!\r\n0\r\n\r\n".len());
+        assert_eq!(
+            used,
+            "5\r\nhello\r\n1;a=b ; c=\"d;e\"\r\n!\r\n0\r\n\r\n".len()
+        );
     }
 
     #[test]
@@ -377,7 +386,11 @@ pub(crate) mod tests {
     #[test]
     fn a_failed_body_stays_failed_and_is_not_done() {
         let done = Arc::new(AtomicBool::new(false));
-        let mut body = Body::new(Cursor::new(&b"zz\r\n"[..]), Framing::Chunked, Arc::clone(&done));
+        let mut body = Body::new(
+            Cursor::new(&b"zz\r\n"[..]),
+            Framing::Chunked,
+            Arc::clone(&done),
+        );
         let mut buf = [0; 8];
         assert!(body.read(&mut buf).is_err());
         assert!(body.read(&mut buf).is_err());

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::common::{HTTPVersion, StatusCode};
-use crate::head::{self, Head, HeadError, MAX_HEAD};
+use crate::head::{self, Head, HeadError, Scan, MAX_HEAD};
 use crate::request::RequestCreationError;
 use crate::util::refined_tcp_stream::SocketControl;
 use crate::util::waiting_heads::WaitingHeads;
@@ -177,7 +177,7 @@ impl ClientConnection {
         let _waiting = control.map(|c| WaitingHeads::enter(&limits.waiting, c.clone()));
         let idle = control.and_then(|c| c.read_timeout().ok().flatten());
         let mut started: Option<Instant> = None;
-        let mut scanned = 0;
+        let mut scan = Scan::default();
         let result = loop {
             let skip = match head::leading_empty_lines(input.buffered()) {
                 Ok(n) => n,
@@ -185,12 +185,11 @@ impl ClientConnection {
             };
             if skip > 0 {
                 input.consume(skip);
-                scanned = 0;
             }
             if skip > 0 || !input.buffered().is_empty() {
                 started.get_or_insert_with(Instant::now);
             }
-            match head::find_end(input.buffered(), &mut scanned) {
+            match head::find_end(input.buffered(), &mut scan) {
                 Err(e) => break Err(ReadError::Head(e)),
                 Ok(Some(n)) => {
                     let parsed = head::parse(&input.buffered()[..n]);
@@ -200,8 +199,7 @@ impl ClientConnection {
                 Ok(None) => {}
             }
             if input.buffered().len() >= MAX_HEAD {
-                let lines = input.buffered().windows(2).any(|w| w == b"\r\n");
-                break Err(ReadError::Head(if lines {
+                break Err(ReadError::Head(if scan.past_request_line() {
                     HeadError::TooLarge
                 } else {
                     HeadError::TargetTooLong
@@ -259,6 +257,7 @@ impl ClientConnection {
             head.target,
             head.version,
             head.headers,
+            head.framing,
             remote_addr,
             data_source,
             writer,
@@ -266,7 +265,6 @@ impl ClientConnection {
         )
         .map_err(|e| match e {
             RequestCreationError::ExpectationFailed => ReadError::ExpectationFailed,
-            RequestCreationError::InvalidFraming(e) => ReadError::Head(e),
             RequestCreationError::CreationIoError(_) => ReadError::Closed,
         })?;
 
@@ -302,7 +300,10 @@ impl Iterator for ClientConnection {
                 return None;
             }
             Err(ReadError::TimedOut) => {
-                self.refuse(408, "request timed out: the request head did not arrive in time");
+                self.refuse(
+                    408,
+                    "request timed out: the request head did not arrive in time",
+                );
                 return None;
             }
             Err(ReadError::ExpectationFailed) => {
@@ -336,4 +337,3 @@ impl Iterator for ClientConnection {
         Some(rq)
     }
 }
-

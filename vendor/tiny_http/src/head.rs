@@ -59,8 +59,7 @@ pub(crate) enum HeadError {
     Framing(&'static str),
     /// An HTTP/1.1 request without exactly one `Host` (400).
     Host(&'static str),
-    /// No line end within [`MAX_HEAD`] bytes: the request line is too long
-    /// (414).
+    /// A request line longer than [`MAX_REQUEST_LINE`] (414).
     TargetTooLong,
     /// More than [`MAX_HEAD`] bytes, or more than [`MAX_HEADERS`] fields
     /// (431).
@@ -88,19 +87,15 @@ impl HeadError {
     pub(crate) fn message(&self) -> &'static str {
         match self {
             HeadError::Malformed(why) | HeadError::Framing(why) | HeadError::Host(why) => why,
-            HeadError::TargetTooLong => "request line longer than 16384 bytes",
+            HeadError::TargetTooLong => "request line longer than 8192 bytes",
             HeadError::TooLarge => {
-                "request head too large: at most 16384 bytes and 100 header fields"
+                "request headers too large: at most 16384 bytes and 100 fields in all"
             }
             HeadError::UnsupportedVersion => "only HTTP/1.0 and HTTP/1.1 are supported",
             HeadError::HttpZeroNine => "HTTP/0.9 is not supported",
         }
     }
 }
-
-const BARE_LF: &str = "malformed head: a line feed not preceded by a carriage return";
-const BARE_CR: &str = "malformed head: a carriage return not followed by a line feed";
-const NUL: &str = "malformed head: a NUL byte";
 
 /// How many bytes at the start of `buf` are empty lines (CRLF) before a
 /// request line, which RFC 9112 section 2.2 lets a server skip. A bare LF
@@ -111,48 +106,107 @@ pub(crate) fn leading_empty_lines(buf: &[u8]) -> Result<usize, HeadError> {
         match buf.get(at..at + 2) {
             Some(b"\r\n") => at += 2,
             _ => match buf.get(at) {
-                Some(b'\n') => return Err(HeadError::Malformed(BARE_LF)),
-                Some(b'\r') if buf.len() > at + 1 => return Err(HeadError::Malformed(BARE_CR)),
+                Some(b'\n') => {
+                    return Err(HeadError::Malformed(
+                        "malformed request line: an LF not preceded by CR",
+                    ))
+                }
+                Some(b'\r') if buf.len() > at + 1 => {
+                    return Err(HeadError::Malformed(
+                        "malformed request line: a CR not followed by LF",
+                    ))
+                }
                 _ => return Ok(at),
             },
         }
     }
 }
 
+/// The longest request line accepted, in bytes, without its CRLF.
+pub(crate) const MAX_REQUEST_LINE: usize = 8192;
+
+/// How far [`find_end`] has looked into a head.
+#[derive(Default)]
+pub(crate) struct Scan {
+    /// Bytes looked at.
+    scanned: usize,
+    /// Where the request line's CRLF starts, once seen.
+    request_line: Option<usize>,
+}
+
+impl Scan {
+    /// Whether the request line has ended.
+    pub(crate) fn past_request_line(&self) -> bool {
+        self.request_line.is_some()
+    }
+}
+
+/// What a forbidden byte is refused with, in the request line or after.
+fn forbidden(scan: &Scan, in_request_line: &'static str, in_field: &'static str) -> HeadError {
+    HeadError::Malformed(if scan.request_line.is_some() {
+        in_field
+    } else {
+        in_request_line
+    })
+}
+
 /// Scans `buf` (a head's bytes so far, without leading empty lines) from
-/// `from` on. `Ok(Some(n))`: the head is the first `n` bytes, its empty
-/// line included. `Ok(None)`: not complete yet; scan again from
-/// `scanned` once more bytes are in (`scanned` is updated).
+/// where `scan` left off. `Ok(Some(n))`: the head is the first `n` bytes,
+/// its empty line included. `Ok(None)`: not complete yet; call again with
+/// the same `scan` once more bytes are in (each byte is looked at once).
 ///
 /// Refuses at once, without waiting for the rest of the head: a NUL, a
-/// bare LF, a CR not followed by LF, and an HTTP/0.9 request line.
-pub(crate) fn find_end(buf: &[u8], scanned: &mut usize) -> Result<Option<usize>, HeadError> {
-    let mut at = *scanned;
+/// bare LF, a CR not followed by LF, a request line longer than
+/// [`MAX_REQUEST_LINE`], and an HTTP/0.9 request line.
+pub(crate) fn find_end(buf: &[u8], scan: &mut Scan) -> Result<Option<usize>, HeadError> {
+    let mut at = scan.scanned;
     while at < buf.len() {
         match buf[at] {
-            0 => return Err(HeadError::Malformed(NUL)),
+            0 => {
+                return Err(forbidden(
+                    scan,
+                    "malformed request line: a NUL byte",
+                    "malformed header line: a NUL byte",
+                ))
+            }
             b'\r' => match buf.get(at + 1) {
                 None => break,
                 Some(b'\n') => {}
-                Some(_) => return Err(HeadError::Malformed(BARE_CR)),
+                Some(_) => {
+                    return Err(forbidden(
+                        scan,
+                        "malformed request line: a CR not followed by LF",
+                        "malformed header line: a CR not followed by LF",
+                    ))
+                }
             },
             b'\n' => {
                 if at == 0 || buf[at - 1] != b'\r' {
-                    return Err(HeadError::Malformed(BARE_LF));
+                    return Err(forbidden(
+                        scan,
+                        "malformed request line: an LF not preceded by CR",
+                        "malformed header line: an LF not preceded by CR",
+                    ));
                 }
-                if !buf[..at - 1].contains(&b'\n') && is_http_zero_nine(&buf[..at - 1]) {
-                    return Err(HeadError::HttpZeroNine);
+                if scan.request_line.is_none() {
+                    scan.request_line = Some(at - 1);
+                    if is_http_zero_nine(&buf[..at - 1]) {
+                        return Err(HeadError::HttpZeroNine);
+                    }
                 }
                 if at >= 3 && &buf[at - 3..=at] == b"\r\n\r\n" {
-                    *scanned = at + 1;
+                    scan.scanned = at + 1;
                     return Ok(Some(at + 1));
                 }
             }
             _ => {}
         }
+        if scan.request_line.is_none() && at >= MAX_REQUEST_LINE + 1 {
+            return Err(HeadError::TargetTooLong);
+        }
         at += 1;
     }
-    *scanned = at;
+    scan.scanned = at;
     Ok(None)
 }
 
@@ -193,14 +247,18 @@ pub(crate) fn parse(head: &[u8]) -> Result<Head, HeadError> {
     };
     let target = request
         .path
+        .filter(|path| path.is_ascii())
         .map(origin_form)
-        .ok_or(HeadError::Malformed("malformed request line: no target"))?;
+        .ok_or(HeadError::Malformed(
+            "malformed request line: a target that is not ASCII",
+        ))?;
     let mut headers = Vec::with_capacity(request.headers.len());
     for field in request.headers.iter() {
         let name = HeaderField::from_bytes(field.name.as_bytes())
-            .map_err(|_| HeadError::Malformed("malformed header field name"))?;
-        let value = AsciiString::from_ascii(trim_ows(field.value))
-            .map_err(|_| HeadError::Malformed("malformed header field: a value that is not ASCII"))?;
+            .map_err(|_| HeadError::Malformed("malformed header line: a bad name"))?;
+        let value = AsciiString::from_ascii(trim_ows(field.value)).map_err(|_| {
+            HeadError::Malformed("malformed header line: a value that is not ASCII")
+        })?;
         headers.push(Header { field: name, value });
     }
     if version == HTTPVersion(1, 1) {
@@ -226,10 +284,14 @@ fn refusal(error: httparse::Error, head: &[u8]) -> HeadError {
         httparse::Error::TooManyHeaders => HeadError::TooLarge,
         httparse::Error::Version if has_version_shape(head) => HeadError::UnsupportedVersion,
         httparse::Error::HeaderName => HeadError::Malformed(
-            "malformed header field: an empty or bad name, whitespace before the colon, or a folded line",
+            "malformed header line: expected Name: value, with no empty name, no whitespace before the colon and no folded line",
         ),
-        httparse::Error::HeaderValue => HeadError::Malformed("malformed header field value"),
-        httparse::Error::NewLine => HeadError::Malformed(BARE_CR),
+        httparse::Error::HeaderValue => {
+            HeadError::Malformed("malformed header line: a bad byte in a value")
+        }
+        httparse::Error::NewLine => {
+            HeadError::Malformed("malformed head: a CR not followed by LF")
+        }
         _ => HeadError::Malformed("malformed request line: expected METHOD /path HTTP/1.1"),
     }
 }
@@ -290,7 +352,10 @@ pub(crate) fn framing(version: &HTTPVersion, headers: &[Header]) -> Result<Frami
     let mut codings = 0;
     let mut chunked = false;
     let mut transfer_encoding = false;
-    for field in headers.iter().filter(|h| h.field.equiv("Transfer-Encoding")) {
+    for field in headers
+        .iter()
+        .filter(|h| h.field.equiv("Transfer-Encoding"))
+    {
         transfer_encoding = true;
         for coding in field.value.as_str().split(',') {
             let coding = coding.trim_matches(|c| c == ' ' || c == '\t');
@@ -338,8 +403,7 @@ mod tests {
     /// Delimits and parses one head from `bytes`, as a connection does.
     pub(crate) fn head(bytes: &[u8]) -> Result<Head, HeadError> {
         let skip = leading_empty_lines(bytes)?;
-        let mut scanned = 0;
-        match find_end(&bytes[skip..], &mut scanned)? {
+        match find_end(&bytes[skip..], &mut Scan::default())? {
             Some(n) => parse(&bytes[skip..skip + n]),
             None => Err(HeadError::Malformed("incomplete")),
         }
@@ -478,6 +542,21 @@ mod tests {
     }
 
     #[test]
+    fn a_request_line_of_8192_bytes_is_accepted_and_a_longer_one_is_414() {
+        let target = format!("/{}", "t".repeat(8192 - "GET / HTTP/1.1".len()));
+        let line = format!("GET {target} HTTP/1.1");
+        assert_eq!(line.len(), 8192);
+        assert!(head(format!("{line}\r\nHost: a\r\n\r\n").as_bytes()).is_ok());
+        let longer = format!("GET {target}t HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(refused(&longer), HeadError::TargetTooLong);
+        let unended = format!("{line}tt");
+        assert_eq!(
+            find_end(unended.as_bytes(), &mut Scan::default()),
+            Err(HeadError::TargetTooLong)
+        );
+    }
+
+    #[test]
     fn a_line_of_8192_bytes_is_accepted() {
         let value = "v".repeat(8192 - "X-Long: ".len());
         let bytes = format!("GET / HTTP/1.1\r\nHost: a\r\nX-Long: {value}\r\n\r\n");
@@ -487,8 +566,10 @@ mod tests {
 
     #[test]
     fn every_field_is_kept_in_order() {
-        let h = head(b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: br\r\nAccept-Encoding: gzip\r\n\r\n")
-            .unwrap();
+        let h = head(
+            b"GET / HTTP/1.1\r\nHost: a\r\nAccept-Encoding: br\r\nAccept-Encoding: gzip\r\n\r\n",
+        )
+        .unwrap();
         let values: Vec<&str> = h
             .headers
             .iter()

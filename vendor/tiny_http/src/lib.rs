@@ -107,8 +107,8 @@ use std::thread;
 use std::time::Duration;
 
 use client::{ClientConnection, HeadLimits};
-use util::waiting_heads::WaitingHeads;
 use connection::Connection;
+use util::waiting_heads::WaitingHeads;
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
@@ -121,6 +121,8 @@ mod body;
 mod client;
 mod common;
 mod connection;
+#[cfg(test)]
+mod framing_fuzz;
 mod head;
 mod request;
 mod response;
@@ -161,7 +163,10 @@ struct AcceptErrors {
 impl AcceptErrors {
     fn log(&mut self, e: &IoError, shed: usize) {
         self.shed += shed;
-        if self.last.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
             self.unlogged += 1;
             return;
         }

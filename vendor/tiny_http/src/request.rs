@@ -11,7 +11,7 @@ use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
 use crate::body::Body;
-use crate::head::{self, Framing, HeadError};
+use crate::head::Framing;
 use crate::util::refined_tcp_stream::SocketControl;
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
 
@@ -121,9 +121,6 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
-
-    /// Patched: the body's framing cannot be trusted (see `head::framing`).
-    InvalidFraming(HeadError),
 }
 
 impl From<IoError> for RequestCreationError {
@@ -142,7 +139,8 @@ impl From<IoError> for RequestCreationError {
 ///
 /// The `Write` object will be used by the `Request` to write the response.
 ///
-/// Patched: `body_done` is set once the body has been read to its end.
+/// Patched: the body is read as `framing` says (see `head::framing`), and
+/// `body_done` is set once it has been read to its end.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -150,6 +148,7 @@ pub fn new_request<R, W>(
     path: String,
     version: HTTPVersion,
     headers: Vec<Header>,
+    framing: Framing,
     remote_addr: Option<SocketAddr>,
     source_data: R,
     writer: W,
@@ -159,9 +158,6 @@ where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    let framing =
-        head::framing(&version, &headers).map_err(RequestCreationError::InvalidFraming)?;
-
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
         match headers

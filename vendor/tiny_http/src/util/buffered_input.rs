@@ -152,7 +152,8 @@ mod tests {
 
     #[test]
     fn reads_after_a_head_come_from_the_buffer_first() {
-        let mut input = BufferedInput::with_capacity(512, Cursor::new(b"HEAD\r\n\r\nbody".to_vec()));
+        let mut input =
+            BufferedInput::with_capacity(512, Cursor::new(b"HEAD\r\n\r\nbody".to_vec()));
         input.fill_head().unwrap();
         input.consume(8);
         let mut body = String::new();

@@ -122,7 +122,10 @@ impl TaskPool {
 
                         let received =
                             if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
-                                todo = sharing.condvar.wait(todo).unwrap_or_else(|p| p.into_inner());
+                                todo = sharing
+                                    .condvar
+                                    .wait(todo)
+                                    .unwrap_or_else(|p| p.into_inner());
                                 true
                             } else {
                                 let (new_lock, waitres) = sharing
