@@ -368,30 +368,30 @@ pub(crate) fn framing(version: &HTTPVersion, headers: &[Header]) -> Result<Frami
         let value = field.value.as_str();
         if length.is_some() || value.contains(',') {
             return Err(HeadError::Framing(
-                "more than one Content-Length: send exactly one",
+                "the body's length cannot be trusted: more than one Content-Length: send exactly one",
             ));
         }
         if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(HeadError::Framing("Content-Length is not plain digits"));
+            return Err(HeadError::Framing(
+                "the body's length cannot be trusted: Content-Length is not plain digits",
+            ));
         }
-        length = Some(
-            value
-                .parse::<usize>()
-                .map_err(|_| HeadError::Framing("Content-Length is too large"))?,
-        );
+        length = Some(value.parse::<usize>().map_err(|_| {
+            HeadError::Framing("the body's length cannot be trusted: Content-Length is too large")
+        })?);
     }
     match (transfer_encoding, length) {
         (false, None) => Ok(Framing::Empty),
         (false, Some(n)) => Ok(Framing::Length(n)),
         (true, Some(_)) => Err(HeadError::Framing(
-            "both Transfer-Encoding and Content-Length: send one of them",
+            "the body's length cannot be trusted: both Transfer-Encoding and Content-Length: send one of them",
         )),
         (true, None) if *version < HTTPVersion(1, 1) => Err(HeadError::Framing(
-            "Transfer-Encoding in an HTTP/1.0 request",
+            "the body's length cannot be trusted: Transfer-Encoding in an HTTP/1.0 request",
         )),
         (true, None) if codings == 1 && chunked => Ok(Framing::Chunked),
         (true, None) => Err(HeadError::Framing(
-            "Transfer-Encoding must be exactly one chunked",
+            "the body's length cannot be trusted: Transfer-Encoding must be exactly one chunked",
         )),
     }
 }
