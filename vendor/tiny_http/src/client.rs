@@ -1,25 +1,35 @@
-use ascii::AsciiString;
-
-use std::io::Error as IoError;
 use std::io::Result as IoResult;
-use std::io::{BufWriter, Cursor, ErrorKind, Read};
+use std::io::{BufWriter, Cursor, ErrorKind, Write};
 
 use std::net::SocketAddr;
-use std::str::FromStr;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use crate::common::{HTTPVersion, Header, Method, StatusCode};
+use crate::common::{HTTPVersion, StatusCode};
+use crate::head::{self, Head, HeadError, Scan, MAX_HEAD};
+use crate::request::RequestCreationError;
 use crate::util::refined_tcp_stream::SocketControl;
+use crate::util::waiting_heads::WaitingHeads;
 use crate::util::{BufferedInput, RefinedTcpStream};
 use crate::util::{SequentialReader, SequentialReaderBuilder, SequentialWriterBuilder};
 use crate::{ErrorReply, Request, Response};
 
-/// Patched: the size of a connection's read buffer and of its write buffer.
+/// Patched: the size of a connection's read buffer (between heads) and of
+/// its write buffer.
 const BUFFER: usize = 512;
 
 /// Patched: the read side, with a count of the bytes read ahead.
 type Input = BufferedInput<RefinedTcpStream>;
+
+/// Patched: the bounds on reading a request head, shared by every
+/// connection of a server.
+pub(crate) struct HeadLimits {
+    /// The whole head must arrive within this of its first byte.
+    pub(crate) timeout: Duration,
+    /// The connections waiting for a head, to shed the oldest.
+    pub(crate) waiting: Arc<WaitingHeads>,
+}
 
 /// A ClientConnection is an object that will store a socket to a client
 /// and return Request objects.
@@ -51,46 +61,37 @@ pub struct ClientConnection {
     // for each request to see.
     control: Option<SocketControl>,
     held: Arc<AtomicUsize>,
-}
 
-// Patched: bounds on the request head. Upstream read lines and headers
-// without limit, so one client could grow a buffer until memory ran out.
-/// Longest request line or header line accepted, in bytes.
-const MAX_LINE_LEN: usize = 8192;
-/// Most header lines accepted in one request.
-const MAX_HEADERS: usize = 100;
-const LINE_TOO_LONG: &str = "request line or header line too long";
-// Patched: what the replies to unreadable requests say.
-const URI_TOO_LONG: &str = "request line longer than 8192 bytes";
-const HEADERS_TOO_LARGE: &str =
-    "request headers too large: at most 100 lines of at most 8192 bytes each";
-const UNSUPPORTED_VERSION: &str = "only HTTP/1.0 and HTTP/1.1 are supported";
+    // Patched: the bounds on a head.
+    limits: Arc<HeadLimits>,
+    // Patched: whether the last request's body was read to its end, and
+    // whether a request asked for the connection to end. Either way no
+    // further byte is read as a request.
+    body_done: Arc<AtomicBool>,
+    closing: Arc<AtomicBool>,
+}
 
 /// Error that can happen when reading a request.
 #[derive(Debug)]
 enum ReadError {
-    WrongRequestLine,
-    WrongHeader(HTTPVersion),
-    /// the request line was longer than `MAX_LINE_LEN` (414)
-    RequestLineTooLong,
-    /// a header line was longer than `MAX_LINE_LEN`, or there were more
-    /// than `MAX_HEADERS` of them (431)
-    HeadersTooLarge(HTTPVersion),
-    /// an HTTP version above 1.1 (505)
-    UnsupportedVersion,
+    /// Patched: the head was refused (its status, or no reply at all).
+    Head(HeadError),
+    /// Patched: the head did not arrive in time (408).
+    TimedOut,
     /// the client sent an unrecognized `Expect` header
-    ExpectationFailed(HTTPVersion),
-    /// Patched: the body's length cannot be trusted (400)
-    InvalidFraming(HTTPVersion),
-    ReadIoError(IoError),
+    ExpectationFailed,
+    /// Patched: the connection ends without a reply: the client closed it
+    /// or stayed idle, or it cannot be read on in step with the client.
+    Closed,
 }
 
 impl ClientConnection {
     /// Creates a new `ClientConnection` that takes ownership of the `TcpStream`.
-    pub fn new(
+    pub(crate) fn new(
         write_socket: RefinedTcpStream,
         mut read_socket: RefinedTcpStream,
         error_reply: Option<ErrorReply>,
+        limits: Arc<HeadLimits>,
     ) -> ClientConnection {
         let remote_addr = read_socket.peer_addr();
         let secure = read_socket.secure();
@@ -98,12 +99,12 @@ impl ClientConnection {
 
         // Patched: 512 bytes each way, not 1 KiB. A connection keeps both
         // buffers as long as it lives, which for an event stream is hours,
-        // thousands of times over; a request head is read, and a reply
-        // head written, in a few pieces all the same.
+        // thousands of times over; the read buffer grows only while it
+        // holds a large head.
         let input = BufferedInput::with_capacity(BUFFER, read_socket);
         let held = input.held();
         let mut source = SequentialReaderBuilder::new(input);
-        let first_header = source.next().unwrap();
+        let first_header = source.next().expect("a sequence of readers never ends");
 
         ClientConnection {
             source,
@@ -115,27 +116,35 @@ impl ClientConnection {
             error_reply,
             control,
             held,
+            limits,
+            body_done: Arc::new(AtomicBool::new(true)),
+            closing: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Patched: the reply to a request that cannot be read, with the body
-    /// and headers the application's `error_reply` gives for it (upstream
-    /// sent an empty body, without the headers the application puts on
-    /// every response). The connection closes after it: where the next
-    /// request would start is unknown.
-    fn error_response(&self, status: u16, message: &str) -> Response<Cursor<Vec<u8>>> {
+    /// Patched: sends the reply to a request that cannot be read, with the
+    /// body and headers the application's `error_reply` gives for it
+    /// (upstream sent an empty body, without the headers the application
+    /// puts on every response), and `Connection: close`: where the next
+    /// request would start is unknown, so the connection closes after it.
+    fn refuse(&mut self, status: u16, message: &str) {
         let (headers, body) = match &self.error_reply {
             Some(reply) => reply(status, message),
             None => (Vec::new(), Vec::new()),
         };
         let len = body.len();
-        Response::new(
+        let response = Response::new(
             StatusCode(status),
             headers,
             Cursor::new(body),
             Some(len),
             None,
-        )
+        );
+        if let Some(mut writer) = self.sink.next() {
+            let _ = response
+                .print(&mut writer, HTTPVersion(1, 1), &[], false, None, true)
+                .and_then(|()| writer.flush());
+        }
     }
 
     /// true if the connection is HTTPS
@@ -143,137 +152,128 @@ impl ClientConnection {
         self.secure
     }
 
-    /// Reads the next line from self.next_header_source.
+    /// Patched: reads one request head, in one pass over the buffered
+    /// bytes once they hold all of it (see `head.rs`).
     ///
-    /// Reads until `CRLF` is reached. The next read will start
-    ///  at the first byte of the new line.
-    fn read_next_line(&mut self) -> IoResult<AsciiString> {
-        let mut buf = Vec::new();
-        let mut prev_byte_was_cr = false;
-
-        loop {
-            let byte = self.next_header_source.by_ref().bytes().next();
-
-            let byte = match byte {
-                Some(b) => b?,
-                None => return Err(IoError::new(ErrorKind::ConnectionAborted, "Unexpected EOF")),
-            };
-
-            if byte == b'\n' && prev_byte_was_cr {
-                buf.pop(); // removing the '\r'
-                return AsciiString::from_ascii(buf)
-                    .map_err(|_| IoError::new(ErrorKind::InvalidInput, "Header is not in ASCII"));
-            }
-
-            prev_byte_was_cr = byte == b'\r';
-
-            if buf.len() >= MAX_LINE_LEN {
-                return Err(IoError::new(ErrorKind::InvalidData, LINE_TOO_LONG));
-            }
-            buf.push(byte);
+    /// Nothing is read if the previous request's body was not read to its
+    /// end, or a request asked for the connection to end: those bytes (a
+    /// refused body, with perhaps a request hidden in it) must never be
+    /// read as a request. While it waits, the connection is in the
+    /// registry of waiting heads, from which the oldest are shed when
+    /// descriptors or threads run short. The head must be complete within
+    /// the head timeout of its first byte (408); a connection that sends
+    /// nothing for its idle timeout (the socket's read timeout) is closed
+    /// without a reply.
+    fn read_head(&mut self) -> Result<Head, ReadError> {
+        let limits = Arc::clone(&self.limits);
+        let input = self
+            .next_header_source
+            .inner()
+            .map_err(|_| ReadError::Closed)?;
+        if self.closing.load(Ordering::Acquire) || !self.body_done.load(Ordering::Acquire) {
+            return Err(ReadError::Closed);
         }
+        let control = self.control.as_ref();
+        let _waiting = control.map(|c| WaitingHeads::enter(&limits.waiting, c.clone()));
+        let idle = control.and_then(|c| c.read_timeout().ok().flatten());
+        let mut started: Option<Instant> = None;
+        let mut scan = Scan::default();
+        let result = loop {
+            let skip = match head::leading_empty_lines(input.buffered()) {
+                Ok(n) => n,
+                Err(e) => break Err(ReadError::Head(e)),
+            };
+            if skip > 0 {
+                input.consume(skip);
+            }
+            if skip > 0 || !input.buffered().is_empty() {
+                started.get_or_insert_with(Instant::now);
+            }
+            match head::find_end(input.buffered(), &mut scan) {
+                Err(e) => break Err(ReadError::Head(e)),
+                Ok(Some(n)) => {
+                    let parsed = head::parse(&input.buffered()[..n]);
+                    input.consume(n);
+                    break parsed.map_err(ReadError::Head);
+                }
+                Ok(None) => {}
+            }
+            if input.buffered().len() >= MAX_HEAD {
+                break Err(ReadError::Head(if scan.past_request_line() {
+                    HeadError::TooLarge
+                } else {
+                    HeadError::TargetTooLong
+                }));
+            }
+            if let (Some(start), Some(control)) = (started, control) {
+                let left = limits.timeout.saturating_sub(start.elapsed());
+                if left.is_zero() {
+                    break Err(ReadError::TimedOut);
+                }
+                let _ = control.set_read_timeout(Some(idle.map_or(left, |idle| idle.min(left))));
+            }
+            match input.fill_head() {
+                Ok(0) => break Err(ReadError::Closed),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break Err(if started.is_some() {
+                        ReadError::TimedOut
+                    } else {
+                        ReadError::Closed
+                    });
+                }
+                Err(_) => break Err(ReadError::Closed),
+            }
+        };
+        if let (Some(_), Some(control)) = (started, control) {
+            let _ = control.set_read_timeout(idle);
+        }
+        result
     }
 
     /// Reads a request from the stream.
     /// Blocks until the header has been read.
     fn read(&mut self) -> Result<Request, ReadError> {
-        let (method, path, version, headers) = {
-            // reading the request line
-            let (method, path, version) = {
-                let line = self.read_next_line().map_err(|e| match e.kind() {
-                    ErrorKind::InvalidData => ReadError::RequestLineTooLong,
-                    ErrorKind::InvalidInput => ReadError::WrongRequestLine,
-                    _ => ReadError::ReadIoError(e),
-                })?;
-
-                parse_request_line(
-                    line.as_str().trim(), // TODO: remove this conversion
-                )?
-            };
-
-            // Patched: refuse versions above 1.1 before a `Request` (and its
-            // response writer) exists. Upstream answered them on the next
-            // writer while the request still held the current one, so the
-            // connection thread waited on itself forever.
-            if version > HTTPVersion(1, 1) {
-                return Err(ReadError::UnsupportedVersion);
-            }
-
-            // getting all headers
-            let headers = {
-                let mut headers = Vec::new();
-                loop {
-                    let line = self.read_next_line().map_err(|e| match e.kind() {
-                        ErrorKind::InvalidData => ReadError::HeadersTooLarge(version.clone()),
-                        ErrorKind::InvalidInput => ReadError::WrongHeader(version.clone()),
-                        _ => ReadError::ReadIoError(e),
-                    })?;
-
-                    if line.is_empty() {
-                        break;
-                    };
-                    if headers.len() >= MAX_HEADERS {
-                        return Err(ReadError::HeadersTooLarge(version));
-                    }
-                    headers.push(match FromStr::from_str(line.as_str().trim()) {
-                        // TODO: remove this conversion
-                        Ok(h) => h,
-                        _ => return Err(ReadError::WrongHeader(version)),
-                    });
-                }
-
-                headers
-            };
-
-            (method, path, version, headers)
-        };
+        let head = self.read_head()?;
 
         // building the writer for the request
-        let writer = self.sink.next().unwrap();
+        let writer = self.sink.next().ok_or(ReadError::Closed)?;
 
         // follow-up for next potential request
-        let mut data_source = self.source.next().unwrap();
+        let mut data_source = self.source.next().ok_or(ReadError::Closed)?;
         std::mem::swap(&mut self.next_header_source, &mut data_source);
 
         // Patched: upstream unwrapped this, so a client that reset the
         // connection before its address was read panicked the thread.
         let remote_addr = match self.remote_addr {
             Ok(addr) => addr,
-            Err(ref e) => {
-                return Err(ReadError::ReadIoError(IoError::new(
-                    e.kind(),
-                    e.to_string(),
-                )))
-            }
+            Err(_) => return Err(ReadError::Closed),
         };
 
-        // building the next reader
         let request = crate::request::new_request(
             self.secure,
-            method,
-            path,
-            version.clone(),
-            headers,
+            head.method,
+            head.target,
+            head.version,
+            head.headers,
+            head.framing,
             remote_addr,
             data_source,
             writer,
+            Arc::clone(&self.body_done),
         )
-        .map_err(|e| {
-            use crate::request;
-            match e {
-                request::RequestCreationError::CreationIoError(e) => ReadError::ReadIoError(e),
-                request::RequestCreationError::ExpectationFailed => {
-                    ReadError::ExpectationFailed(version)
-                }
-                request::RequestCreationError::InvalidFraming => ReadError::InvalidFraming(version),
-            }
+        .map_err(|e| match e {
+            RequestCreationError::ExpectationFailed => ReadError::ExpectationFailed,
+            RequestCreationError::CreationIoError(_) => ReadError::Closed,
         })?;
 
-        // Patched: the request can see and control its connection's socket.
-        let request = request.with_connection(self.control.clone(), Arc::clone(&self.held));
-
-        // return the request
-        Ok(request)
+        // Patched: the request can see and control its connection.
+        Ok(request.with_connection(
+            self.control.clone(),
+            Arc::clone(&self.held),
+            Arc::clone(&self.closing),
+        ))
     }
 }
 
@@ -289,168 +289,51 @@ impl Iterator for ClientConnection {
             return None;
         }
 
-        loop {
-            let rq = match self.read() {
-                Err(ReadError::WrongRequestLine) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = self.error_response(
-                        400,
-                        "malformed request line: expected METHOD /path HTTP/1.1",
-                    );
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
+        let rq = match self.read() {
+            Ok(rq) => rq,
+            Err(ReadError::Head(e)) => {
+                // Patched: HTTP/0.9 gets no reply at all (it has no status
+                // line); every other refusal its status, and the close.
+                if let Some(status) = e.status() {
+                    self.refuse(status, e.message());
                 }
-
-                Err(ReadError::RequestLineTooLong) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = self.error_response(414, URI_TOO_LONG);
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None;
-                }
-
-                Err(ReadError::UnsupportedVersion) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = self.error_response(505, UNSUPPORTED_VERSION);
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None;
-                }
-
-                Err(ReadError::HeadersTooLarge(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = self.error_response(431, HEADERS_TOO_LARGE);
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None;
-                }
-
-                Err(ReadError::WrongHeader(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = self.error_response(
-                        400,
-                        "malformed header line: expected Name: value, in ASCII",
-                    );
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // we don't know where the next request would start,
-                                 // se we have to close
-                }
-
-                Err(ReadError::InvalidFraming(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response = self.error_response(
-                        400,
-                        "the body's length cannot be trusted: send one Content-Length of plain digits, or Transfer-Encoding: chunked alone",
-                    );
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None;
-                }
-
-                Err(ReadError::ReadIoError(ref err)) if err.kind() == ErrorKind::TimedOut => {
-                    // request timeout
-                    let writer = self.sink.next().unwrap();
-                    let response =
-                        self.error_response(408, "request timed out: nothing arrived for too long");
-                    response
-                        .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                        .ok();
-                    return None; // closing the connection
-                }
-
-                Err(ReadError::ExpectationFailed(ver)) => {
-                    let writer = self.sink.next().unwrap();
-                    let response =
-                        self.error_response(417, "unsupported Expect header: only 100-continue");
-                    // Patched: the body is sent (upstream's was empty).
-                    response.raw_print(writer, ver, &[], false, None).ok();
-                    return None; // TODO: should be recoverable, but needs handling in case of body
-                }
-
-                Err(ReadError::ReadIoError(_)) => return None,
-
-                Ok(rq) => rq,
-            };
-
-            // checking HTTP version
-            if *rq.http_version() > (1, 1) {
-                let writer = self.sink.next().unwrap();
-                let response = self.error_response(505, UNSUPPORTED_VERSION);
-                response
-                    .raw_print(writer, HTTPVersion(1, 1), &[], false, None)
-                    .ok();
-                continue;
+                return None;
             }
+            Err(ReadError::TimedOut) => {
+                self.refuse(
+                    408,
+                    "request timed out: the request head did not arrive in time",
+                );
+                return None;
+            }
+            Err(ReadError::ExpectationFailed) => {
+                self.refuse(417, "unsupported Expect header: only 100-continue");
+                return None;
+            }
+            Err(ReadError::Closed) => return None,
+        };
 
-            // updating the status of the connection
-            let connection_header = rq
-                .headers()
-                .iter()
-                .find(|h| h.field.equiv("Connection"))
-                .map(|h| h.value.as_str());
+        // updating the status of the connection
+        let connection_header = rq
+            .headers()
+            .iter()
+            .find(|h| h.field.equiv("Connection"))
+            .map(|h| h.value.as_str());
 
-            let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
+        let lowercase = connection_header.map(|h| h.to_ascii_lowercase());
 
-            match lowercase {
-                Some(ref val) if val.contains("close") => self.no_more_requests = true,
-                Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
-                Some(ref val)
-                    if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
-                {
-                    self.no_more_requests = true
-                }
-                None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
-                _ => (),
-            };
+        match lowercase {
+            Some(ref val) if val.contains("close") => self.no_more_requests = true,
+            Some(ref val) if val.contains("upgrade") => self.no_more_requests = true,
+            Some(ref val)
+                if !val.contains("keep-alive") && *rq.http_version() == HTTPVersion(1, 0) =>
+            {
+                self.no_more_requests = true
+            }
+            None if *rq.http_version() == HTTPVersion(1, 0) => self.no_more_requests = true,
+            _ => (),
+        };
 
-            // returning the request
-            return Some(rq);
-        }
-    }
-}
-
-/// Parses a "HTTP/1.1" string.
-fn parse_http_version(version: &str) -> Result<HTTPVersion, ReadError> {
-    let (major, minor) = match version {
-        "HTTP/0.9" => (0, 9),
-        "HTTP/1.0" => (1, 0),
-        "HTTP/1.1" => (1, 1),
-        "HTTP/2.0" => (2, 0),
-        "HTTP/3.0" => (3, 0),
-        _ => return Err(ReadError::WrongRequestLine),
-    };
-
-    Ok(HTTPVersion(major, minor))
-}
-
-/// Parses the request line of the request.
-/// eg. GET / HTTP/1.1
-fn parse_request_line(line: &str) -> Result<(Method, String, HTTPVersion), ReadError> {
-    let mut parts = line.split(' ');
-
-    let method = parts.next().and_then(|w| w.parse().ok());
-    let path = parts.next().map(ToOwned::to_owned);
-    let version = parts.next().and_then(|w| parse_http_version(w).ok());
-
-    method
-        .and_then(|method| Some((method, path?, version?)))
-        .ok_or(ReadError::WrongRequestLine)
-}
-
-#[cfg(test)]
-mod test {
-    #[test]
-    fn test_parse_request_line() {
-        let (method, path, ver) = super::parse_request_line("GET /hello HTTP/1.1").unwrap();
-
-        assert!(method == crate::Method::Get);
-        assert!(path == "/hello");
-        assert!(ver == crate::common::HTTPVersion(1, 1));
-
-        assert!(super::parse_request_line("GET /hello").is_err());
-        assert!(super::parse_request_line("qsd qsd qsd").is_err());
+        Some(rq)
     }
 }

@@ -119,6 +119,15 @@ impl Connection {
         }
     }
 
+    /// Patched: the time a read may wait now.
+    pub(crate) fn read_timeout(&self) -> std::io::Result<Option<std::time::Duration>> {
+        match self {
+            Self::Tcp(s) => s.read_timeout(),
+            #[cfg(unix)]
+            Self::Unix(s) => s.read_timeout(),
+        }
+    }
+
     /// Patched: the socket's file descriptor.
     #[cfg(unix)]
     pub(crate) fn raw_fd(&self) -> std::os::unix::io::RawFd {

@@ -106,8 +106,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use client::ClientConnection;
+use client::{ClientConnection, HeadLimits};
 use connection::Connection;
+use util::waiting_heads::WaitingHeads;
 use util::MessagesQueue;
 
 pub use common::{HTTPVersion, Header, HeaderField, Method, StatusCode};
@@ -116,14 +117,70 @@ pub use request::{ReadWrite, Request};
 pub use response::{Response, ResponseBox};
 pub use test::TestRequest;
 
+mod body;
 mod client;
 mod common;
 mod connection;
+#[cfg(test)]
+mod framing_fuzz;
+mod head;
 mod request;
 mod response;
 mod ssl;
 mod test;
 mod util;
+
+/// Patched: how many waiting heads are shed at a time when descriptors or
+/// threads run short.
+const SHED_AT_ONCE: usize = 16;
+
+/// Patched: whether an accept error means the process is short of
+/// descriptors or memory (as opposed to one connection that failed).
+fn is_shortage(e: &IoError) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        e.kind() == IoErrorKind::OutOfMemory
+    }
+}
+
+/// Patched: logs accept errors at most once a second, with how many were
+/// left out and how many waiting heads were shed (a descriptor shortage
+/// fails every accept, many times a second).
+#[derive(Default)]
+struct AcceptErrors {
+    last: Option<std::time::Instant>,
+    unlogged: usize,
+    shed: usize,
+}
+
+impl AcceptErrors {
+    fn log(&mut self, e: &IoError, shed: usize) {
+        self.shed += shed;
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            self.unlogged += 1;
+            return;
+        }
+        log::warn!(
+            "Error accepting new client: {} ({} more since the last report; {} connections waiting for a head shed)",
+            e,
+            self.unlogged,
+            self.shed
+        );
+        self.last = Some(std::time::Instant::now());
+        self.unlogged = 0;
+        self.shed = 0;
+    }
+}
 
 /// The main class of this library.
 ///
@@ -207,6 +264,36 @@ impl std::fmt::Debug for ConnectionOptions {
             .field("error_reply", &self.error_reply.is_some())
             .field("stack_size", &self.stack_size)
             .finish()
+    }
+}
+
+/// Patched: bounds on reading request heads, for every connection a server
+/// accepts ([`Server::from_listener_with_heads`]).
+///
+/// A head (request line and header fields) is at most 16 KiB, with at most
+/// 100 fields; it is parsed in one pass once all of it is in, from a buffer
+/// that grows to that size only while it holds a large head.
+#[derive(Clone, Debug)]
+pub struct HeadOptions {
+    /// The whole head must arrive within this of its first byte, else the
+    /// client gets `408` and the connection is closed. A connection that
+    /// sends nothing at all is closed after the idle timeout
+    /// ([`ConnectionOptions::read_timeout`]) instead. Default: 10 seconds.
+    pub timeout: Duration,
+    /// At most this many connections may wait for a head at once (just
+    /// accepted, or idle between requests); past it, those that have waited
+    /// longest are shed (closed without a reply). `None` (the default): no
+    /// bound of its own. Either way, the oldest are shed when the server
+    /// runs out of file descriptors or the system refuses a thread.
+    pub max_waiting: Option<usize>,
+}
+
+impl Default for HeadOptions {
+    fn default() -> HeadOptions {
+        HeadOptions {
+            timeout: Duration::from_secs(10),
+            max_waiting: None,
+        }
     }
 }
 
@@ -318,6 +405,7 @@ impl Server {
                 }
             }),
             None,
+            HeadOptions::default(),
         )
     }
 
@@ -336,6 +424,24 @@ impl Server {
         handler: Handler,
         on_accept_end: Box<dyn FnOnce() + Send>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        Self::from_listener_with_heads(
+            listener,
+            options,
+            HeadOptions::default(),
+            handler,
+            on_accept_end,
+        )
+    }
+
+    /// Patched: [`Server::from_listener_with_handler`], with bounds on
+    /// request heads other than the default ones.
+    pub fn from_listener_with_heads<L: Into<Listener>>(
+        listener: L,
+        options: ConnectionOptions,
+        heads: HeadOptions,
+        handler: Handler,
+        on_accept_end: Box<dyn FnOnce() + Send>,
+    ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         Self::start(
             listener.into(),
             None,
@@ -347,6 +453,7 @@ impl Server {
                 }
             }),
             Some(on_accept_end),
+            heads,
         )
     }
 
@@ -357,7 +464,13 @@ impl Server {
         messages: Arc<MessagesQueue<Message>>,
         serve: Box<dyn Fn(ClientConnection) + Send + Sync>,
         on_accept_end: Option<Box<dyn FnOnce() + Send>>,
+        heads: HeadOptions,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
+        let waiting = Arc::new(WaitingHeads::new(heads.max_waiting));
+        let limits = Arc::new(HeadLimits {
+            timeout: heads.timeout,
+            waiting: Arc::clone(&waiting),
+        });
         let ConnectionOptions {
             read_timeout,
             error_reply,
@@ -418,7 +531,16 @@ impl Server {
             .spawn(move || {
                 let _on_end = on_end;
                 // a tasks pool is used to dispatch the connections into threads
-                let tasks_pool = util::TaskPool::new(stack_size);
+                // Patched: a refused thread sheds the oldest waiting heads,
+                // whose threads then take the connection queued for them.
+                let shed_for_thread = Arc::clone(&waiting);
+                let tasks_pool = util::TaskPool::new(
+                    stack_size,
+                    Box::new(move || {
+                        shed_for_thread.shed_oldest(SHED_AT_ONCE);
+                    }),
+                );
+                let mut accept_errors = AcceptErrors::default();
 
                 log::debug!("Running accept thread");
                 while !inside_close_trigger.load(Relaxed) {
@@ -449,6 +571,7 @@ impl Server {
                                 write_closable,
                                 read_closable,
                                 error_reply.clone(),
+                                Arc::clone(&limits),
                             ))
                         }
                         Err(e) => Err(e),
@@ -468,14 +591,30 @@ impl Server {
                         // Patched: upstream ended the accept thread on any accept
                         // error, so one EMFILE closed the port for good while the
                         // process looked alive. Errors here are about one pending
-                        // connection or a passing shortage of resources: wait a
-                        // little (the backlog keeps the others) and accept again.
+                        // connection or a passing shortage of resources. Out of
+                        // descriptors or memory, the connections that have waited
+                        // longest for a head are shed, so that a flood of slow
+                        // heads cannot keep new clients out; then accept again,
+                        // at once if some were shed, else after a pause (the
+                        // backlog keeps the others).
                         Err(e) => {
-                            log::warn!("Error accepting new client: {}", e);
-                            if e.kind() != std::io::ErrorKind::ConnectionAborted
-                                && e.kind() != std::io::ErrorKind::Interrupted
-                            {
-                                thread::sleep(std::time::Duration::from_millis(50));
+                            let aborted = matches!(
+                                e.kind(),
+                                std::io::ErrorKind::ConnectionAborted
+                                    | std::io::ErrorKind::Interrupted
+                            );
+                            let shed = if is_shortage(&e) {
+                                waiting.shed_oldest(SHED_AT_ONCE)
+                            } else {
+                                0
+                            };
+                            accept_errors.log(&e, shed);
+                            if !aborted {
+                                thread::sleep(if shed > 0 {
+                                    Duration::from_millis(5)
+                                } else {
+                                    Duration::from_millis(50)
+                                });
                             }
                         }
                     }

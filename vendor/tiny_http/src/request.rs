@@ -6,14 +6,14 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 
+use crate::body::Body;
+use crate::head::Framing;
 use crate::util::refined_tcp_stream::SocketControl;
-use crate::util::{EqualReader, FusedReader};
 use crate::{HTTPVersion, Header, Method, Response, StatusCode};
-use chunked_transfer::Decoder;
 
 /// Represents an HTTP request made by a client.
 ///
@@ -83,6 +83,10 @@ pub struct Request {
     // and the count of bytes read from it ahead of this request's head.
     socket: Option<SocketControl>,
     held: Option<Arc<AtomicUsize>>,
+    // Patched: set once the body has been read to its end; and, shared with
+    // the connection, whether it ends after this request.
+    body_done: Arc<AtomicBool>,
+    closing: Option<Arc<AtomicBool>>,
 }
 
 struct NotifyOnDrop<R> {
@@ -117,54 +121,12 @@ pub enum RequestCreationError {
 
     /// Error while reading data from the socket during the creation of the `Request`.
     CreationIoError(IoError),
-
-    /// Patched: the body's framing cannot be trusted (see `body_framing`).
-    InvalidFraming,
 }
 
 impl From<IoError> for RequestCreationError {
     fn from(err: IoError) -> RequestCreationError {
         RequestCreationError::CreationIoError(err)
     }
-}
-
-/// Patched: where the body ends, or an error when that cannot be trusted.
-///
-/// Upstream read a `Content-Length` that did not parse (`-1`, `1e3`, a value
-/// past `usize`) as "no body", so the body was then read as the next request:
-/// request smuggling behind a proxy that framed it differently. Following
-/// RFC 9112 section 6.3, a request is refused (400, connection closed) when a
-/// `Content-Length` is not plain digits or does not fit, when several
-/// disagree, when it comes with `Transfer-Encoding`, or when
-/// `Transfer-Encoding` does not end in `chunked`.
-fn body_framing(
-    headers: &[Header],
-) -> Result<(Option<AsciiString>, Option<usize>), RequestCreationError> {
-    let transfer_encoding = headers
-        .iter()
-        .find(|h| h.field.equiv("Transfer-Encoding"))
-        .map(|h| h.value.clone());
-    let mut content_length = None;
-    for header in headers.iter().filter(|h| h.field.equiv("Content-Length")) {
-        let value = header.value.as_str().trim();
-        if value.is_empty() || !value.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(RequestCreationError::InvalidFraming);
-        }
-        let length: usize = value
-            .parse()
-            .map_err(|_| RequestCreationError::InvalidFraming)?;
-        if content_length.is_some_and(|earlier| earlier != length) {
-            return Err(RequestCreationError::InvalidFraming);
-        }
-        content_length = Some(length);
-    }
-    if let Some(encoding) = &transfer_encoding {
-        let last = encoding.as_str().rsplit(',').next().unwrap_or("").trim();
-        if content_length.is_some() || !last.eq_ignore_ascii_case("chunked") {
-            return Err(RequestCreationError::InvalidFraming);
-        }
-    }
-    Ok((transfer_encoding, content_length))
 }
 
 /// Builds a new request.
@@ -176,6 +138,9 @@ fn body_framing(
 /// It is the responsibility of the `Request` to read only the data of the request and not further.
 ///
 /// The `Write` object will be used by the `Request` to write the response.
+///
+/// Patched: the body is read as `framing` says (see `head::framing`), and
+/// `body_done` is set once it has been read to its end.
 #[allow(clippy::too_many_arguments)]
 pub fn new_request<R, W>(
     secure: bool,
@@ -183,16 +148,16 @@ pub fn new_request<R, W>(
     path: String,
     version: HTTPVersion,
     headers: Vec<Header>,
+    framing: Framing,
     remote_addr: Option<SocketAddr>,
     source_data: R,
     writer: W,
+    body_done: Arc<AtomicBool>,
 ) -> Result<Request, RequestCreationError>
 where
     R: Read + Send + 'static,
     W: Write + Send + 'static,
 {
-    let (transfer_encoding, content_length) = body_framing(&headers)?;
-
     // true if the client sent a `Expect: 100-continue` header
     let expects_continue = {
         match headers
@@ -218,32 +183,21 @@ where
         }
     };
 
-    // we wrap `source_data` around a reading whose nature depends on the transfer-encoding and
-    // content-length headers
+    // Patched: the body is read to exactly where it ends (`body.rs`), and
+    // says when it got there. Upstream read bodies of up to 1 KiB ahead at
+    // this point, on the connection's own thread, with no deadline; the
+    // application reads every body itself now.
     let reader = if connection_upgrade {
         // if we have a `Connection: upgrade`, always keeping the whole reader
+        body_done.store(false, Ordering::Release);
         Box::new(source_data) as Box<dyn Read + Send + 'static>
-    } else if let Some(content_length) = content_length {
-        // Patched: upstream read bodies of up to 1 KiB ahead at this point.
-        // That runs on the connection's own thread, with no deadline, before
-        // the request reaches the application, so a client that stalled
-        // mid-body held the thread unseen. The application reads every body
-        // itself now.
-        if content_length == 0 {
-            Box::new(io::empty()) as Box<dyn Read + Send + 'static>
-        } else {
-            let (data_reader, _) = EqualReader::new(source_data, content_length); // TODO:
-            Box::new(FusedReader::new(data_reader)) as Box<dyn Read + Send + 'static>
-        }
-    } else if transfer_encoding.is_some() {
-        // if a transfer-encoding was specified, then "chunked" is ALWAYS applied
-        // over the message (RFC2616 #3.6)
-        Box::new(FusedReader::new(Decoder::new(source_data))) as Box<dyn Read + Send + 'static>
     } else {
-        // if we have neither a Content-Length nor a Transfer-Encoding,
-        // assuming that we have no data
-        // TODO: could also be multipart/byteranges
-        Box::new(io::empty()) as Box<dyn Read + Send + 'static>
+        Box::new(Body::new(source_data, framing, Arc::clone(&body_done)))
+            as Box<dyn Read + Send + 'static>
+    };
+    let content_length = match framing {
+        Framing::Length(n) => Some(n),
+        Framing::Empty | Framing::Chunked => None,
     };
 
     Ok(Request {
@@ -260,6 +214,8 @@ where
         notify_when_responded: None,
         socket: None,
         held: None,
+        body_done,
+        closing: None,
     })
 }
 
@@ -423,12 +379,16 @@ impl Request {
     }
 
     /// Patched: ends reading on this request's connection. The body (if
-    /// not read yet) and any request pipelined behind this one read as
-    /// ended, so the connection closes once this request is answered. For a
-    /// request refused before its body was read, and for one whose body
-    /// stalled: otherwise dropping the request would wait for the rest of
-    /// the body, to find where the next request starts.
+    /// not read yet) reads as ended, nothing after this request is read as
+    /// a request (not even bytes already received), its reply says
+    /// `Connection: close`, and the connection closes once it is sent.
+    /// For a request refused before its body was read, and for one whose
+    /// body stalled. (A reply sent before the body was read to its end
+    /// closes the connection all the same.)
     pub fn stop_reading(&self) {
+        if let Some(closing) = &self.closing {
+            closing.store(true, Ordering::Release);
+        }
         if let Some(socket) = &self.socket {
             let _ = socket.shutdown_read();
         }
@@ -466,10 +426,27 @@ impl Request {
         mut self,
         socket: Option<SocketControl>,
         held: Arc<AtomicUsize>,
+        closing: Arc<AtomicBool>,
     ) -> Request {
         self.socket = socket;
         self.held = Some(held);
+        self.closing = Some(closing);
         self
+    }
+
+    /// Patched: whether the connection ends after this request's reply: a
+    /// request asked for it, or the body was not read to its end (its
+    /// rest must never be read as a request). The reply then says so.
+    fn closes_connection(&self) -> bool {
+        let asked = self
+            .closing
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Acquire));
+        let close = asked || !self.body_done.load(Ordering::Acquire);
+        if let (true, Some(closing)) = (close, &self.closing) {
+            closing.store(true, Ordering::Release);
+        }
+        close
     }
 
     /// Extract the response `Writer` object from the Request, dropping this `Writer` has the same side effects
@@ -519,13 +496,15 @@ impl Request {
         let mut writer = self.extract_writer_impl();
 
         let do_not_send_body = self.method == Method::Head;
+        let close = self.closes_connection();
 
-        Self::ignore_client_closing_errors(response.raw_print(
+        Self::ignore_client_closing_errors(response.print(
             writer.by_ref(),
             self.http_version.clone(),
             &self.headers,
             do_not_send_body,
             None,
+            close,
         ))?;
 
         Self::ignore_client_closing_errors(writer.flush())

@@ -64,15 +64,19 @@ impl From<TestRequest> for Request {
                 value: AsciiString::from_ascii(mock.body.len().to_string()).unwrap(),
             });
         }
+        let framing = crate::head::framing(&mock.http_version, &mock.headers)
+            .expect("a test request with a body has one Content-Length");
         new_request(
             mock.secure,
             mock.method,
             mock.path,
             mock.http_version,
             mock.headers,
+            framing,
             Some(mock.remote_addr),
             mock.body.as_bytes(),
             std::io::sink(),
+            std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false)),
         )
         .unwrap()
     }

@@ -1,7 +1,5 @@
 pub use self::buffered_input::BufferedInput;
 pub use self::custom_stream::CustomStream;
-pub use self::equal_reader::EqualReader;
-pub use self::fused_reader::FusedReader;
 pub use self::messages_queue::MessagesQueue;
 pub use self::refined_tcp_stream::RefinedTcpStream;
 pub use self::sequential::{SequentialReader, SequentialReaderBuilder};
@@ -12,13 +10,12 @@ use std::str::FromStr;
 
 mod buffered_input;
 mod custom_stream;
-mod equal_reader;
-mod fused_reader;
 mod handoff;
 mod messages_queue;
 pub(crate) mod refined_tcp_stream;
 mod sequential;
 mod task_pool;
+pub(crate) mod waiting_heads;
 
 /// Parses a the value of a header.
 /// Suitable for `Accept-*`, `TE`, etc.

@@ -49,6 +49,16 @@ impl SocketControl {
         self.0.set_read_timeout(timeout)
     }
 
+    pub(crate) fn read_timeout(&self) -> IoResult<Option<Duration>> {
+        self.0.read_timeout()
+    }
+
+    /// Shuts down one or both halves: a read blocked on the socket returns
+    /// end of file.
+    pub(crate) fn shutdown(&self, how: Shutdown) -> IoResult<()> {
+        self.0.shutdown(how)
+    }
+
     #[cfg(unix)]
     pub(crate) fn raw_fd(&self) -> std::os::unix::io::RawFd {
         self.0.raw_fd()

@@ -111,6 +111,28 @@ impl<W: Write + Send> Iterator for SequentialWriterBuilder<W> {
     }
 }
 
+impl<R: Read + Send> SequentialReader<R> {
+    /// Patched: the reader itself, once it is this reader's turn (waits
+    /// for the previous one to hand it over).
+    pub fn inner(&mut self) -> IoResult<&mut R> {
+        if let SequentialReaderInner::Waiting(ref recv) = self.inner {
+            match recv.take() {
+                Some(reader) => self.inner = SequentialReaderInner::MyTurn(reader),
+                None => {
+                    self.inner = SequentialReaderInner::Empty;
+                }
+            }
+        }
+        match self.inner {
+            SequentialReaderInner::MyTurn(ref mut reader) => Ok(reader),
+            _ => Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionAborted,
+                "the connection is gone",
+            )),
+        }
+    }
+}
+
 impl<R: Read + Send> Read for SequentialReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> IoResult<usize> {
         let mut reader = match self.inner {
@@ -126,7 +148,12 @@ impl<R: Read + Send> Read for SequentialReader<R> {
                     ))
                 }
             },
-            SequentialReaderInner::Empty => unreachable!(),
+            SequentialReaderInner::Empty => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    "the connection is gone",
+                ))
+            }
         };
 
         let result = reader.read(buf);

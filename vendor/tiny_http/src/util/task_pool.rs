@@ -12,6 +12,8 @@ pub struct TaskPool {
     sharing: Arc<Sharing>,
     // Patched: the stack size of the pool's threads.
     stack_size: Option<usize>,
+    // Patched: called when the system refuses a thread.
+    on_refused: Box<dyn Fn() + Send>,
 }
 
 struct Sharing {
@@ -49,7 +51,7 @@ impl<'a> Drop for Registration<'a> {
 }
 
 impl TaskPool {
-    pub fn new(stack_size: Option<usize>) -> TaskPool {
+    pub fn new(stack_size: Option<usize>, on_refused: Box<dyn Fn() + Send>) -> TaskPool {
         let pool = TaskPool {
             sharing: Arc::new(Sharing {
                 todo: Mutex::new(VecDeque::new()),
@@ -58,10 +60,11 @@ impl TaskPool {
                 waiting_tasks: AtomicUsize::new(0),
             }),
             stack_size,
+            on_refused,
         };
 
         for _ in 0..MIN_THREADS {
-            pool.add_thread(None)
+            pool.add_thread();
         }
 
         pool
@@ -70,7 +73,7 @@ impl TaskPool {
     /// Executes a function in a thread.
     /// If no thread is available, spawns a new one.
     pub fn spawn(&self, code: Box<dyn FnMut() + Send>) {
-        let mut queue = self.sharing.todo.lock().unwrap();
+        let mut queue = self.sharing.todo.lock().unwrap_or_else(|p| p.into_inner());
 
         // Patched: an idle thread counts as idle until it has taken a task,
         // so upstream's `waiting_tasks == 0` queued a burst of connections
@@ -78,18 +81,23 @@ impl TaskPool {
         // hold its thread for good (a long-lived response), so the queued
         // ones could wait forever. Start a thread unless an idle one is left
         // over after the tasks already queued.
-        if self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len() {
-            self.add_thread(Some(code));
-        } else {
-            queue.push_back(code);
+        let start_thread = self.sharing.waiting_tasks.load(Ordering::Acquire) <= queue.len();
+        queue.push_back(code);
+        drop(queue);
+        if !start_thread {
             self.sharing.condvar.notify_one();
+        } else if !self.add_thread() {
+            // Patched: the task stays queued for the next thread that is
+            // free, and the application is told, so that it can free some.
+            (self.on_refused)();
         }
     }
 
     // Patched: upstream used `thread::spawn`, which panics when the system
-    // refuses a thread and so killed the accept thread. A refused thread now
-    // drops its task (closing that one connection) and the server goes on.
-    fn add_thread(&self, initial_fn: Option<Box<dyn FnMut() + Send>>) {
+    // refuses a thread and so killed the accept thread. A refused thread is
+    // now reported (false) and the server goes on. A new thread takes its
+    // first task from the queue.
+    fn add_thread(&self) -> bool {
         let sharing = self.sharing.clone();
 
         let mut builder = thread::Builder::new().name("connection".into());
@@ -100,13 +108,9 @@ impl TaskPool {
             let sharing = sharing;
             let _active_guard = Registration::new(&sharing.active_tasks);
 
-            if let Some(mut f) = initial_fn {
-                f();
-            }
-
             loop {
                 let mut task: Box<dyn FnMut() + Send> = {
-                    let mut todo = sharing.todo.lock().unwrap();
+                    let mut todo = sharing.todo.lock().unwrap_or_else(|p| p.into_inner());
 
                     let task;
                     loop {
@@ -118,13 +122,16 @@ impl TaskPool {
 
                         let received =
                             if sharing.active_tasks.load(Ordering::Acquire) <= MIN_THREADS {
-                                todo = sharing.condvar.wait(todo).unwrap();
+                                todo = sharing
+                                    .condvar
+                                    .wait(todo)
+                                    .unwrap_or_else(|p| p.into_inner());
                                 true
                             } else {
                                 let (new_lock, waitres) = sharing
                                     .condvar
                                     .wait_timeout(todo, Duration::from_millis(5000))
-                                    .unwrap();
+                                    .unwrap_or_else(|p| p.into_inner());
                                 todo = new_lock;
                                 !waitres.timed_out()
                             };
@@ -140,11 +147,15 @@ impl TaskPool {
                 task();
             }
         });
-        if let Err(e) = spawned {
-            log::error!(
-                "Cannot start a connection thread, closing the connection: {}",
-                e
-            );
+        match spawned {
+            Ok(_) => true,
+            Err(e) => {
+                log::error!(
+                    "Cannot start a connection thread; the connection waits for a free one: {}",
+                    e
+                );
+                false
+            }
         }
     }
 }
