@@ -13,10 +13,17 @@
 //! - `idle`: open N streams, hold them, and measure the server's memory,
 //!   threads and kernel stacks per stream and the time it took to open them
 //!   all.
+//! - `churn`: subscribers on channels and on the global stream that read
+//!   for a while, leave (cleanly, with a reset, or by stalling) and resume
+//!   with `Last-Event-ID`, under a steady publisher, for `--duration`; the
+//!   server's memory, threads, descriptors and `/stats` every
+//!   `--sample-every`, and loss, duplicates and order across resumes
+//!   (`bench/soak.sh`).
 //!
 //! The report goes to stderr for people and as one JSON line to stdout for
 //! `bench/run.sh`. Every run is bounded by `--timeout`.
 
+mod churn;
 mod measure;
 mod publish;
 mod stream;
@@ -41,6 +48,7 @@ enum Mode {
     Fanout,
     Publish,
     Idle,
+    Churn,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -124,6 +132,33 @@ struct Args {
     /// Hard limit on the whole run (s)
     #[arg(long, default_value_t = 120.0)]
     timeout: f64,
+    /// churn: channels (`c0`, `c1`, ...); `--subscribers` are spread over them
+    #[arg(long, default_value_t = 3)]
+    channels: u8,
+    /// churn: subscribers to the global stream (no channel)
+    #[arg(long, default_value_t = 50)]
+    global: usize,
+    /// churn: shortest read on one connection (s)
+    #[arg(long, default_value_t = 2.0)]
+    read_min: f64,
+    /// churn: longest read on one connection (s)
+    #[arg(long, default_value_t = 40.0)]
+    read_max: f64,
+    /// churn: how long a stalling subscriber stops reading before it closes (s)
+    #[arg(long, default_value_t = 15.0)]
+    stall: f64,
+    /// churn: longest pause before resuming (s)
+    #[arg(long, default_value_t = 2.0)]
+    pause_max: f64,
+    /// churn: seconds between two samples of the server's figures
+    #[arg(long, default_value_t = 30.0)]
+    sample_every: f64,
+    /// churn: also write each sample as a JSON line to this file
+    #[arg(long)]
+    samples: Option<String>,
+    /// churn: seed of the random visits
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
     /// KEY=VALUE copied into the JSON line's "tags" (for bench/run.sh)
     #[arg(long, value_parser = tag)]
     tag: Vec<(String, String)>,
@@ -154,6 +189,7 @@ fn main() -> ExitCode {
         Mode::Fanout => fanout(&args),
         Mode::Publish => publish_only(&args),
         Mode::Idle => idle(&args),
+        Mode::Churn => churn_mode(&args),
     };
     match result {
         Ok(report) => {
@@ -434,6 +470,33 @@ fn fanout(args: &Args) -> Outcome {
         "load1_end": measure::load_average(),
     });
     add(&mut report, fields);
+    Ok(report)
+}
+
+fn churn_mode(args: &Args) -> Outcome {
+    if args.channels == 0 || args.rate <= 0.0 {
+        return Err("churn needs --channels and --rate above 0".into());
+    }
+    let secs = |s: f64| Duration::from_secs_f64(s.max(0.0));
+    let plan = churn::Plan {
+        addr: args.addr,
+        pids: args.pid.clone(),
+        channels: args.channels,
+        per_channel: args.subscribers / usize::from(args.channels),
+        global: args.global,
+        rate: args.rate,
+        size: args.size,
+        duration: secs(args.duration.min(args.timeout)),
+        read_min: secs(args.read_min),
+        read_max: secs(args.read_max.max(args.read_min)),
+        stall: secs(args.stall),
+        pause_max: secs(args.pause_max),
+        sample_every: secs(args.sample_every.max(1.0)),
+        samples: args.samples.clone(),
+        seed: args.seed,
+    };
+    let mut report = common(args);
+    add(&mut report, churn::run(plan)?);
     Ok(report)
 }
 

@@ -300,21 +300,21 @@ fn build_request(out: &mut Vec<u8>, target: &Target, messages: &[String]) {
     }
 }
 
-struct Reply {
-    status: u16,
-    close: bool,
+pub struct Reply {
+    pub status: u16,
+    pub close: bool,
 }
 
 /// One keep-alive connection and the bytes read past the last reply.
-struct Connection {
-    stream: TcpStream,
+pub struct Connection {
+    pub stream: TcpStream,
     buf: Vec<u8>,
     /// The last reply's body.
     body: Vec<u8>,
 }
 
 impl Connection {
-    fn open(addr: SocketAddr) -> io::Result<Connection> {
+    pub fn open(addr: SocketAddr) -> io::Result<Connection> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
@@ -326,8 +326,13 @@ impl Connection {
         })
     }
 
+    /// The body of the last reply read.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     /// Reads one whole reply (head and body, by length or chunks).
-    fn read_reply(&mut self) -> io::Result<Reply> {
+    pub fn read_reply(&mut self) -> io::Result<Reply> {
         let head_end = loop {
             if let Some(at) = self.buf.windows(4).position(|w| w == b"\r\n\r\n") {
                 break at + 4;

@@ -17,6 +17,13 @@ pub const LINE_PREFIX: usize = 56;
 /// The longest response head accepted.
 const MAX_HEAD: usize = 16 * 1024;
 
+/// The longest event ID kept for a resume (`Last-Event-ID`).
+const MAX_ID: usize = 48;
+
+/// The `seq` of the marker [`StreamParser::events`] puts out for a `gap`
+/// event.
+pub const GAP: u64 = u64::MAX;
+
 /// One message as a subscriber saw it: the stamp the publisher wrote.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Stamp {
@@ -58,6 +65,18 @@ pub struct StreamParser {
     chunk: Chunk,
     line: [u8; LINE_PREFIX],
     line_len: usize,
+    /// Whole events, as an `EventSource` sees them (see [`StreamParser::events`]).
+    events: Option<Box<Events>>,
+}
+
+/// What an event-level parser keeps: the fields of the event being read,
+/// and the ID of the last event dispatched.
+#[derive(Default)]
+struct Events {
+    stamp: Option<Stamp>,
+    gap: bool,
+    id: Option<([u8; MAX_ID], usize)>,
+    last_id: Option<([u8; MAX_ID], usize)>,
 }
 
 impl Default for StreamParser {
@@ -79,7 +98,26 @@ impl StreamParser {
             },
             line: [0; LINE_PREFIX],
             line_len: 0,
+            events: None,
         }
+    }
+
+    /// A parser that hands out stamps only when their event is dispatched
+    /// (at the empty line that ends it), as a browser would: a connection
+    /// cut in the middle of an event does not count it. A `gap` event puts
+    /// out a stamp with the `seq` [`GAP`], and the `id:` of every event
+    /// dispatched is kept for a resume ([`StreamParser::last_id`]).
+    pub fn events() -> StreamParser {
+        StreamParser {
+            events: Some(Box::default()),
+            ..StreamParser::new()
+        }
+    }
+
+    /// The ID of the last event dispatched that had one (event parsers only).
+    pub fn last_id(&self) -> Option<&[u8]> {
+        let (id, len) = self.events.as_ref()?.last_id.as_ref()?;
+        Some(&id[..*len])
     }
 
     /// The response's status code, once its head was read.
@@ -178,8 +216,14 @@ impl StreamParser {
             match memchr(b'\n', bytes) {
                 Some(at) => {
                     self.keep(&bytes[..at]);
-                    if let Some(stamp) = parse_stamp(&self.line[..self.line_len]) {
-                        out.push(stamp);
+                    let line = &self.line[..self.line_len];
+                    match &mut self.events {
+                        Some(events) => events.line(line, out),
+                        None => {
+                            if let Some(stamp) = parse_stamp(line) {
+                                out.push(stamp);
+                            }
+                        }
                     }
                     self.line_len = 0;
                     bytes = &bytes[at + 1..];
@@ -198,6 +242,42 @@ impl StreamParser {
         self.line[self.line_len..self.line_len + take].copy_from_slice(&bytes[..take]);
         self.line_len += take;
     }
+}
+
+impl Events {
+    /// One line of the body (its kept prefix), without the LF.
+    fn line(&mut self, line: &[u8], out: &mut Vec<Stamp>) {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            if std::mem::take(&mut self.gap) {
+                out.push(Stamp {
+                    seq: GAP,
+                    sent_ns: 0,
+                });
+            }
+            if let Some(stamp) = self.stamp.take() {
+                out.push(stamp);
+            }
+            if let Some(id) = self.id.take() {
+                self.last_id = Some(id);
+            }
+        } else if let Some(value) = field(line, b"id") {
+            let mut id = [0; MAX_ID];
+            let len = value.len().min(MAX_ID);
+            id[..len].copy_from_slice(&value[..len]);
+            self.id = Some((id, len));
+        } else if let Some(value) = field(line, b"event") {
+            self.gap = value == b"gap";
+        } else if let Some(stamp) = parse_stamp(line) {
+            self.stamp = Some(stamp);
+        }
+    }
+}
+
+/// The value of the field `name` if `line` is that field.
+fn field<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let value = line.strip_prefix(name)?.strip_prefix(b":")?;
+    Some(value.strip_prefix(b" ").unwrap_or(value))
 }
 
 fn find_head_end(head: &[u8], from: usize) -> Option<usize> {
@@ -321,6 +401,32 @@ mod tests {
         assert_eq!(parser.feed(wire, &mut out), Progress::Body);
         assert_eq!(parser.status(), Some(200));
         assert_eq!(out, [Stamp { seq: 1, sent_ns: 2 }]);
+    }
+
+    #[test]
+    fn an_event_parser_counts_whole_events_and_keeps_their_ids() {
+        let mut wire = HEAD.to_vec();
+        wire.extend(chunk("id: 5-0\nevent: connection\ndata: {}\n\n"));
+        wire.extend(chunk("id: 5-0\nevent: gap\ndata: {}\n\n: heartbeat\n"));
+        wire.extend(chunk("id: 6-1\ndata: 7 99 xx\n\nid: 6-2\ndata: 8 99"));
+        let mut parser = StreamParser::events();
+        let mut out = Vec::new();
+        assert_eq!(parser.feed(&wire, &mut out), Progress::Body);
+        assert_eq!(
+            out,
+            [
+                Stamp {
+                    seq: GAP,
+                    sent_ns: 0
+                },
+                Stamp {
+                    seq: 7,
+                    sent_ns: 99
+                }
+            ]
+        );
+        // The last event was cut before its end: neither it nor its ID count.
+        assert_eq!(parser.last_id(), Some(&b"6-1"[..]));
     }
 
     #[test]
