@@ -1,5 +1,9 @@
-// The sse-hub web client: one EventSource on /events, a log of what it
-// delivers, and a form that publishes through POST /broadcast.
+// The sse-hub web client: one SharedEventSource on /events, a log of what
+// it delivers, and a form that publishes through POST /broadcast.
+//
+// SharedEventSource (/sse-hub.js) is an EventSource whose connection every
+// tab of this browser showing the same stream shares, through a
+// SharedWorker: ten open consoles hold one stream, not ten.
 //
 // Every value that comes from the network or the address bar is untrusted:
 // it reaches the page through textContent only, never as markup.
@@ -7,7 +11,7 @@
 // Reconnection is the page's own. A native EventSource retries by itself
 // only when a 200 stream ends; after any other answer (503 from a full hub,
 // 5xx from a proxy) it gives up for good. So on any error the page closes
-// the EventSource and opens a new one after a backoff, 1 s doubling to
+// the source and opens a new one after a backoff, 1 s doubling to
 // 30 s with jitter, resuming with `lastEventId=` in the URL (a new
 // EventSource cannot send the Last-Event-ID header). One rule for both
 // cases, with a countdown on screen. The exception is a refusal that a
@@ -17,7 +21,7 @@
 // The token field serves both ways in: `token=` in the stream's URL (an
 // EventSource cannot send headers) and `Authorization: Bearer` on publish.
 // It lives in this page's memory only, never in its address or storage.
-"use strict";
+import { SharedEventSource } from "/sse-hub.js";
 
 (() => {
   const CHANNEL_NAME = /^[A-Za-z0-9._:/-]{1,64}$/;
@@ -73,9 +77,9 @@
   };
 
   // The stream.
-  let source = null; // the current EventSource
+  let source = null; // the current SharedEventSource
   let wanted = true; // false after the user pressed Disconnect
-  let everOpen = false; // whether the current EventSource got its 200
+  let everOpen = false; // whether the current source got its 200
   let attempt = 0; // failed attempts since the last good connection
   let retryAt = 0; // when the scheduled reconnect fires (ms since epoch)
   let retryTimer = 0;
@@ -83,7 +87,7 @@
   let lastId = query.get("lastEventId") || ""; // resume from here
   let resumedFrom = ""; // the last ID the current stream was opened with
   let replaying = false; // see onConnection
-  let generation = 0; // counts EventSources, so late answers about old ones are ignored
+  let generation = 0; // counts sources, so late answers about old ones are ignored
   let streamToken = ""; // the token the current stream was opened with
 
   // The log.
@@ -120,7 +124,7 @@
     streamToken = token();
     generation += 1;
     setState(attempt === 0 ? "connecting" : "reconnecting", attempt === 0 ? "" : "trying now…");
-    const es = new EventSource(streamUrl());
+    const es = new SharedEventSource(streamUrl());
     source = es;
     es.addEventListener("open", () => {
       if (es !== source) return;

@@ -1,6 +1,7 @@
-//! The web client in a real browser: runs `tests/browser/run.mjs` under
-//! Node, which starts this crate's `sse-hub` binary itself and drives
-//! Debian's headless Chromium through `playwright-core`.
+//! The web client and `/sse-hub.js` in a real browser: each test runs a
+//! script of `tests/browser/` under Node, which starts this crate's
+//! `sse-hub` binary itself and drives Debian's headless Chromium through
+//! `playwright-core`.
 //!
 //! Ignored by a plain `cargo test`, which needs neither Node nor Chromium.
 //! `.ci/run` installs both (`apt-get install chromium`, `npm ci` in
@@ -12,6 +13,18 @@ use std::process::Command;
 #[test]
 #[ignore = "needs Chromium and npm packages in tests/browser: run .ci/run"]
 fn the_web_client_works_in_headless_chromium() {
+    run_suite("run.mjs");
+}
+
+#[test]
+#[ignore = "needs Chromium and npm packages in tests/browser: run .ci/run"]
+fn tabs_share_one_stream_through_shared_event_source_in_headless_chromium() {
+    run_suite("shared.mjs");
+}
+
+/// Runs one script of the browser suite with Node's test runner; panics if
+/// any of its tests fails.
+fn run_suite(script: &str) {
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         suite.join("node_modules/playwright-core").is_dir(),
@@ -21,13 +34,14 @@ fn the_web_client_works_in_headless_chromium() {
     // The child inherits stdout and stderr, so its report streams as it runs.
     let status = Command::new("node")
         .arg("--test-reporter=spec")
-        .arg("run.mjs")
+        .arg("--test")
+        .arg(script)
         .current_dir(&suite)
         .env("SSE_HUB_BIN", env!("CARGO_BIN_EXE_sse-hub"))
         .status()
         .unwrap_or_else(|e| panic!("cannot run node (is Node.js 20 or later installed?): {e}"));
     assert!(
         status.success(),
-        "the browser suite failed ({status}); its report is above"
+        "the browser suite {script} failed ({status}); its report is above"
     );
 }

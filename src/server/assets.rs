@@ -23,6 +23,7 @@ const BUILT_IN: &[(&str, &[u8])] = &[
     ("app.js", include_bytes!("../../static/app.js")),
     ("style.css", include_bytes!("../../static/style.css")),
     ("favicon.svg", include_bytes!("../../static/favicon.svg")),
+    ("sse-hub.js", include_bytes!("../../static/sse-hub.js")),
 ];
 
 /// Where the web client comes from.
