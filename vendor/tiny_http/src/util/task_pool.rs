@@ -145,6 +145,16 @@ impl TaskPool {
                 };
 
                 task();
+
+                // Patched: a thread beyond the pool's minimum ends with its
+                // connection instead of idling for more. A connection often
+                // lives for hours (an event stream) and thousands of threads
+                // come and go; each kept a cache of freed blocks (glibc's
+                // tcache) that only the thread's end gives back, and RSS
+                // climbed for as long as streams churned.
+                if sharing.active_tasks.load(Ordering::Acquire) > MIN_THREADS {
+                    return;
+                }
             }
         });
         match spawned {
