@@ -120,7 +120,7 @@ impl Stopper {
 /// let serving = std::thread::spawn(move || server.run());
 ///
 /// let mut client = std::net::TcpStream::connect(addr).unwrap();
-/// client.write_all(b"GET /healthz HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+/// client.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
 /// let mut reply = String::new();
 /// client.read_to_string(&mut reply).unwrap();
 /// assert!(reply.starts_with("HTTP/1.1 200 OK") && reply.ends_with("\r\n\r\nok"));
