@@ -32,6 +32,15 @@ pub enum Error {
         /// What it must be.
         why: String,
     },
+    /// A limit of the system leaves no room for a single subscriber.
+    SystemLimit {
+        /// The limit, as a user would look it up (`open files (ulimit -n)`).
+        limit: &'static str,
+        /// Its value.
+        value: u64,
+        /// How to raise it.
+        raise: &'static str,
+    },
     /// An event name breaks the rules; the text says which.
     InvalidEventName(&'static str),
     /// A channel name breaks the rules; the text says which.
@@ -95,6 +104,14 @@ impl fmt::Display for Error {
                 Ok(())
             }
             Error::InvalidConfig { field, why } => write!(f, "invalid setting `{field}`: {why}"),
+            Error::SystemLimit {
+                limit,
+                value,
+                raise,
+            } => write!(
+                f,
+                "{limit} is {value}, which leaves no room for a single subscriber; {raise}"
+            ),
             Error::InvalidEventName(why) => write!(f, "event name {why}"),
             Error::InvalidChannel(why) => write!(f, "channel name {why}"),
             Error::InvalidPattern(why) => write!(f, "channel pattern {why}"),
@@ -148,7 +165,9 @@ impl Error {
             | Error::HubStopped
             | Error::ThreadDied(_)
             | Error::RedisUnavailable(_) => 503,
-            Error::CannotListen { .. } | Error::InvalidConfig { .. } => 500,
+            Error::CannotListen { .. }
+            | Error::InvalidConfig { .. }
+            | Error::SystemLimit { .. } => 500,
             _ => 400,
         }
     }

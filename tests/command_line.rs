@@ -89,3 +89,20 @@ fn the_listening_line_is_printed_at_any_log_level() {
             .contains(&format!("listening on http://{}", hub.addr))
     );
 }
+
+/// Under a hard limit of 1,024 descriptors (common in containers) the hub
+/// starts, with fewer streams, and its warning names the limit and how to
+/// raise it, never a flag that was not passed.
+#[test]
+fn a_low_descriptor_limit_lowers_max_clients_and_says_which_limit() {
+    let hub = Hub::start_with_fd_limit(&[], 1024);
+    assert_eq!(hub.get("/healthz").status, 200);
+    let log = hub.log();
+    assert!(
+        log.contains("max_clients 10000 lowered to")
+            && log.contains("open files (ulimit -n) is 1024")
+            && log.contains("raise the hard limit"),
+        "{log}"
+    );
+    assert!(!log.contains("invalid value"), "{log}");
+}

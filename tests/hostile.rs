@@ -265,17 +265,41 @@ fn invalid_utf8_and_nul_bytes_are_refused_or_carried_safely() {
         // Not ASCII in the head, or a NUL anywhere in it: refused by the
         // head parser (SPEC "HTTP framing").
         (b"GET /\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET /events?channel=\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\r\n\r\n", 400),
-        (b"GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: \xff\r\n\r\n", 400),
+        (
+            b"GET /events?channel=\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Name: \xff\xfe\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET /events HTTP/1.1\r\nHost: x\r\nLast-Event-ID: \xff\r\n\r\n",
+            400,
+        ),
         (b"GET /a\x00b HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET /events?channel=a\x00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
-        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n", 400),
+        (
+            b"GET /events?channel=a\x00 HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+        ),
+        (
+            b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Nul: a\x00b\r\n\r\n",
+            400,
+        ),
         // Percent-encoded junk reaches the routes, which refuse it or, where
         // it means nothing, ignore it.
-        (b"GET /%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
-        (b"GET /%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
-        (b"GET /events?channel=%ff%00 HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+        (
+            b"GET /%00 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            404,
+        ),
+        (
+            b"GET /%ff%fe HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            404,
+        ),
+        (
+            b"GET /events?channel=%ff%00 HTTP/1.1\r\nHost: x\r\n\r\n",
+            400,
+        ),
         (
             b"GET /healthz?x=%00%ff HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
             200,
@@ -1135,8 +1159,8 @@ fn healthz_answers(hub: &Hub) -> bool {
 /// tiny_http's accept thread, and no `unwrap` on its `try_clone`.)
 #[test]
 fn an_fd_flood_leaves_a_serving_hub_or_a_failed_process() {
-    // The hub keeps 1,024 descriptors in reserve and sizes `--max-clients`
-    // to the rest (src/capacity.rs): these leave room for a few streams.
+    // The hub keeps a quarter of a limit this small in reserve and sizes
+    // `--max-clients` to the rest (src/server/capacity.rs).
     // Whether the accept that takes the last descriptor is the one whose
     // clone then fails depends on the parity of what the hub holds, so two
     // hubs, one descriptor apart.

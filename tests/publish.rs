@@ -291,3 +291,86 @@ fn an_empty_batch_publishes_nothing() {
     assert_eq!(reply.json(), json!({"ids": [], "clients": 0}));
     assert_eq!(hub.stats()["published"], 0);
 }
+
+/// A publish with the given raw head fields (each `Name: value\r\n`), on a
+/// connection of its own; the reply's status.
+fn publish_with_head(hub: &Hub, fields: &str) -> u16 {
+    let body = r#"{"message":"from a page"}"#;
+    let raw = format!(
+        "POST /broadcast HTTP/1.1\r\n{fields}Content-Type: text/plain\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    hub.exchange(raw.as_bytes()).expect("a reply").status
+}
+
+/// With no token configured, a browser page on another site cannot publish
+/// through its visitor's browser (SPEC "POST /broadcast", cross-site
+/// publishing); the hub's own pages, a trusted `--cors-origin` and clients
+/// that send no `Origin` (curl, servers) can.
+#[test]
+fn a_page_on_another_site_cannot_publish_to_a_hub_without_tokens() {
+    let hub = Hub::start(&[]);
+    let mut subscriber = ready(&hub);
+    let port = hub.addr.port();
+    let own = format!("Host: localhost:{port}\r\n");
+    let refused = [
+        format!("{own}Origin: https://evil.example\r\n"),
+        format!("{own}Origin: null\r\n"),
+        format!("{own}Origin: http://localhost:{}\r\n", port + 1),
+        format!("{own}Origin: https://localhost:{port}\r\n"),
+        format!("{own}Origin: http://localhost.evil.example:{port}\r\n"),
+        format!("{own}Origin: http://localhost:{port}/path\r\n"),
+        format!("{own}Origin: http://localhost:{port}\r\nX-Forwarded-Proto: https\r\n"),
+    ];
+    for fields in &refused {
+        assert_eq!(publish_with_head(&hub, fields), 403, "{fields:?}");
+    }
+    let reply = hub.request(
+        "POST",
+        "/broadcast",
+        &[("Origin", "https://evil.example")],
+        br#"{"message":"x"}"#,
+    );
+    reply.assert_error(403, "cross-site publish refused", "an evil origin");
+    assert_eq!(hub.stats()["published"], 0, "a refused publish went out");
+
+    let allowed = [
+        own.clone(),
+        format!("{own}Origin: http://localhost:{port}\r\n"),
+        format!("{own}Origin: HTTP://LOCALHOST:{port}\r\n"),
+        format!("{own}Origin: https://localhost:{port}\r\nX-Forwarded-Proto: https\r\n"),
+        "Host: hub.example\r\nOrigin: https://hub.example\r\nX-Forwarded-Proto: https\r\n"
+            .to_owned(),
+        "Host: hub.example:80\r\nOrigin: http://hub.example\r\n".to_owned(),
+    ];
+    for fields in &allowed {
+        assert_eq!(publish_with_head(&hub, fields), 200, "{fields:?}");
+        assert_eq!(subscriber.next_event().data, "from a page", "{fields:?}");
+    }
+    assert_eq!(hub.stats()["published"], allowed.len());
+}
+
+/// A trusted `--cors-origin` may publish without a token; a token makes
+/// the origin irrelevant, since a page elsewhere cannot read it.
+#[test]
+fn a_trusted_origin_or_a_token_may_publish_cross_site() {
+    let hub = Hub::start(&["--cors-origin", "https://app.example"]);
+    let own = format!("Host: {}\r\n", hub.addr);
+    let trusted = format!("{own}Origin: https://app.example\r\n");
+    assert_eq!(publish_with_head(&hub, &trusted), 200);
+    let other = format!("{own}Origin: https://other.example\r\n");
+    assert_eq!(publish_with_head(&hub, &other), 403);
+
+    let hub = Hub::start_with_env(
+        "127.0.0.1:0",
+        &[],
+        &[("SSE_HUB_PUBLISH_TOKEN", "secret-token")],
+    );
+    let own = format!("Host: {}\r\n", hub.addr);
+    let with_token =
+        format!("{own}Origin: https://other.example\r\nAuthorization: Bearer secret-token\r\n");
+    assert_eq!(publish_with_head(&hub, &with_token), 200);
+    let without = format!("{own}Origin: https://other.example\r\n");
+    assert_eq!(publish_with_head(&hub, &without), 401);
+}

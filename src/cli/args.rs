@@ -122,6 +122,13 @@ pub(crate) struct Args {
           allow_negative_numbers = true, value_parser = whole_number)]
     idle_timeout: u64,
 
+    /// A request head (request line and headers) must be complete this long
+    /// after its first byte, else 408 and the connection is closed
+    #[arg(long, env = "SSE_HUB_HEADER_TIMEOUT", value_name = "SECS",
+          default_value_t = defaults().header_timeout.as_secs(),
+          allow_negative_numbers = true, value_parser = whole_number)]
+    header_timeout: u64,
+
     /// Cluster mode: share a Redis stream with other hubs, as
     /// redis://[:password@]host:port/db (prefer the environment variable if
     /// it holds a password: a flag shows up in `ps`)
@@ -215,6 +222,7 @@ impl Args {
             write_timeout: Duration::from_secs(self.write_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
+            header_timeout: Duration::from_secs(self.header_timeout),
             compress: self.compress,
             cluster: self.redis.map(|redis| ClusterConfig {
                 redis,

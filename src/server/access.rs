@@ -131,6 +131,9 @@ pub(crate) struct Access {
     keys: Option<Keys>,
     private: Vec<Pattern>,
     publish_token: Option<String>,
+    /// `--cors-origin` when it names one origin (not `*`): a page there may
+    /// publish when no token is configured.
+    trusted_origin: Option<String>,
 }
 
 /// Who is publishing, known before the body is read.
@@ -155,6 +158,7 @@ impl Access {
             keys: Keys::new(config)?,
             private: config.private.clone(),
             publish_token: config.publish_token.clone(),
+            trusted_origin: (config.cors_origin != "*").then(|| config.cors_origin.clone()),
         })
     }
 
@@ -192,9 +196,20 @@ impl Access {
 
     /// Checks a publisher's bearer token, before its body is read. With
     /// JWTs configured, the static `--publish-token` is accepted too.
+    ///
+    /// With no token configured anyone may publish, but not through a
+    /// visitor's browser from another site: a request with an `Origin`
+    /// that is neither the hub's own nor `--cors-origin` is refused (SPEC
+    /// "POST /broadcast", cross-site publishing). A token is proof enough
+    /// on its own, since a page elsewhere cannot read it.
     pub(crate) fn check_publisher(&self, request: &Request) -> Result<Publisher, Refusal> {
         if self.publish_token.is_none() && !self.uses_jwt() {
-            return Ok(Publisher::Unrestricted);
+            return match header_value(request, "Origin") {
+                Some(origin) if !self.may_publish_from(request, origin) => {
+                    Err(Refusal::CrossSite(origin.to_owned()))
+                }
+                _ => Ok(Publisher::Unrestricted),
+            };
         }
         let bearer = bearer_token(request);
         if let (Some(expected), Some(given)) = (&self.publish_token, bearer)
@@ -250,6 +265,70 @@ fn bearer_token(request: &Request) -> Option<&str> {
         .then(|| credentials.trim())
 }
 
+impl Access {
+    /// Whether a browser page at `origin` may publish: it is the hub's own
+    /// origin (the scheme and the `Host` the request came to), or the
+    /// trusted `--cors-origin`.
+    fn may_publish_from(&self, request: &Request, origin: &str) -> bool {
+        let Some(origin) = Origin::parse(origin) else {
+            return false; // `null` (a sandboxed page, a file) or malformed
+        };
+        if self
+            .trusted_origin
+            .as_deref()
+            .and_then(Origin::parse)
+            .is_some_and(|trusted| trusted == origin)
+        {
+            return true;
+        }
+        // A proxy that ends TLS in front of the hub says so.
+        let forwarded_https = header_value(request, "X-Forwarded-Proto").is_some_and(|proto| {
+            let first = proto.split(',').next().unwrap_or_default();
+            first.trim().eq_ignore_ascii_case("https")
+        });
+        let scheme = if forwarded_https { "https" } else { "http" };
+        header_value(request, "Host")
+            .and_then(|host| Origin::parse(&format!("{scheme}://{host}")))
+            .is_some_and(|own| own == origin)
+    }
+}
+
+/// An origin (RFC 6454) in the form compared: scheme and host lower case,
+/// the port given explicitly only when it is not the scheme's default.
+#[derive(Debug, PartialEq, Eq)]
+struct Origin {
+    scheme: String,
+    host: String,
+    port: Option<u16>,
+}
+
+impl Origin {
+    /// `scheme://host[:port]` with nothing after it, else `None`.
+    fn parse(text: &str) -> Option<Origin> {
+        let (scheme, rest) = text.split_once("://")?;
+        let scheme = scheme.to_ascii_lowercase();
+        let default_port = match scheme.as_str() {
+            "http" => 80,
+            "https" => 443,
+            _ => return None,
+        };
+        // An IPv6 literal keeps its colons inside brackets.
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => (host, Some(port.parse().ok()?)),
+            _ => (rest, None),
+        };
+        let valid = |b: u8| b.is_ascii_alphanumeric() || b".-_[]:".contains(&b);
+        if host.is_empty() || !host.bytes().all(valid) {
+            return None;
+        }
+        Some(Origin {
+            scheme,
+            host: host.to_ascii_lowercase(),
+            port: port.filter(|&p| p != default_port),
+        })
+    }
+}
+
 /// A subscriber's token: the bearer header, else `token=` in the query
 /// (an EventSource cannot set headers), else the cookie.
 fn subscriber_token(request: &Request) -> Option<Cow<'_, str>> {
@@ -296,6 +375,30 @@ mod tests {
 
     fn pattern(text: &str) -> Pattern {
         Pattern::new(text).unwrap()
+    }
+
+    #[test]
+    fn origins_compare_by_scheme_host_and_effective_port() {
+        let parse = |text| Origin::parse(text);
+        assert_eq!(parse("http://a.example"), parse("HTTP://A.EXAMPLE:80"));
+        assert_eq!(parse("https://a.example:443"), parse("https://a.example"));
+        assert_ne!(parse("http://a.example"), parse("https://a.example"));
+        assert_ne!(parse("http://a.example:8080"), parse("http://a.example"));
+        assert_eq!(parse("http://[::1]:3000"), parse("http://[::1]:3000"));
+        assert_ne!(parse("http://[::1]:3000"), parse("http://[::1]"));
+        for bad in [
+            "null",
+            "a.example",
+            "ftp://a.example",
+            "http://",
+            "http://a.example/",
+            "http://a.example:99999",
+            "http://a.example:x",
+            "http://a b",
+            "http://user@a.example",
+        ] {
+            assert_eq!(parse(bad), None, "{bad}");
+        }
     }
 
     #[test]

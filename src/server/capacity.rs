@@ -27,6 +27,8 @@ const MAPS_PER_THREAD: u64 = 4;
 /// Left for everything else: connections being set up (a burst of
 /// reconnecting subscribers), publishers' connections, request workers, the
 /// hub, logs, files of the web client; and room for the allocator's maps.
+/// Under a small descriptor limit (1,024 is a common hard limit in
+/// containers) a quarter of it is kept instead, so the hub still starts.
 const RESERVED_FDS: u64 = 1024;
 const RESERVED_THREADS: u64 = 1024;
 const RESERVED_MAPS: u64 = 4096 + RESERVED_THREADS * MAPS_PER_THREAD;
@@ -107,7 +109,7 @@ fn open_files() -> Option<Limit> {
         }
     }
     let value = limit.rlim_cur;
-    let available = with_headroom(value).saturating_sub(RESERVED_FDS);
+    let available = with_headroom(value).saturating_sub(RESERVED_FDS.min(value / 4));
     Some(Limit {
         name: "open files (ulimit -n)",
         value,

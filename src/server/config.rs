@@ -60,6 +60,11 @@ pub struct Config {
     /// (an idle keep-alive connection, or a request head that stopped
     /// halfway) before it is closed. Event streams are not affected.
     pub idle_timeout: Duration,
+    /// How long a request head (the request line and the headers) may take
+    /// from its first byte to its end: past it, `408` and the connection
+    /// is closed, so a client that drips a head byte by byte cannot hold a
+    /// connection for ever.
+    pub header_timeout: Duration,
     /// Gzip event streams for clients that ask for it (`Accept-Encoding:
     /// gzip`) over HTTP/1.1; see [`StreamRequest::offer_gzip`]. Each
     /// compressed stream keeps about 16 KiB more while it is open.
@@ -86,6 +91,7 @@ impl Default for Config {
             write_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            header_timeout: Duration::from_secs(10),
             compress: false,
             cluster: None,
         }
@@ -127,6 +133,7 @@ impl Config {
         check_duration("write_timeout", self.write_timeout)?;
         check_duration("body_timeout", self.body_timeout)?;
         check_duration("idle_timeout", self.idle_timeout)?;
+        check_duration("header_timeout", self.header_timeout)?;
         if let Some(cluster) = &self.cluster {
             cluster.validate()?;
         }

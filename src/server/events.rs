@@ -20,7 +20,7 @@ use crate::error::Error;
 
 use super::Context;
 use super::reply::Refusal;
-use super::route::{has_body, header_value, method_not_allowed, query_of};
+use super::route::{has_body, header_list, header_value, method_not_allowed, query_of};
 
 /// Answers `GET /events`: an error, or the stream until it ends.
 #[inline(never)]
@@ -50,7 +50,7 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
         Err(e) => return ctx.replies.refuse(request, &Refusal::from(e)),
     };
     let wanted = if ctx.config.compress {
-        wanted.offer_gzip(header_value(&request, "Accept-Encoding"))
+        wanted.offer_gzip(header_list(&request, "Accept-Encoding").as_deref())
     } else {
         wanted
     };

@@ -165,6 +165,13 @@ impl Server {
                 limit.raise
             );
         }
+        if let (0, Some(limit)) = (capacity.max_clients, &capacity.lowered_by) {
+            return Err(Error::SystemLimit {
+                limit: limit.name,
+                value: limit.value,
+                raise: limit.raise,
+            });
+        }
         config.hub.max_clients = capacity.max_clients;
 
         let cannot_listen = |source| Error::CannotListen {
@@ -199,6 +206,7 @@ impl Server {
             error_reply: Some(replies.error_reply()),
             stack_size: Some(CONNECTION_STACK),
         };
+        let config_header_timeout = config.header_timeout;
         let ctx = Arc::new(Context {
             assets: Assets::new(config.static_dir.clone()),
             access,
@@ -208,9 +216,17 @@ impl Server {
             hangups: Arc::clone(&hangups),
         });
         let accept_ended = Report("acceptor", signals.0.clone());
-        let http = sse_hub_tiny_http::Server::from_listener_with_handler(
+        // A head must be whole within the header timeout. The connections
+        // waiting for one have no bound of their own: when descriptors or
+        // threads run short, the fork sheds those that have waited longest.
+        let heads = sse_hub_tiny_http::HeadOptions {
+            timeout: config_header_timeout,
+            max_waiting: None,
+        };
+        let http = sse_hub_tiny_http::Server::from_listener_with_heads(
             listener,
             options,
+            heads,
             Arc::new(move |request| route::route(&ctx, request)),
             Box::new(move || drop(accept_ended)),
         )

@@ -36,6 +36,9 @@ pub(crate) enum Refusal {
     Unauthorized(TokenFault),
     /// A valid token that does not cover a channel asked for.
     Forbidden(NotCovered),
+    /// A publish from a browser page on another site (its `Origin`), with
+    /// no token configured.
+    CrossSite(String),
     /// No route or web client file has this path.
     NotFound(String),
     /// The method is not one the route takes.
@@ -50,7 +53,7 @@ impl Refusal {
             Refusal::Invalid(e) | Refusal::Unavailable(e) => e.status(),
             Refusal::UnexpectedBody | Refusal::BodyUnreadable(_) => 400,
             Refusal::Unauthorized(_) => 401,
-            Refusal::Forbidden(_) => 403,
+            Refusal::Forbidden(_) | Refusal::CrossSite(_) => 403,
             Refusal::NotFound(_) => 404,
             Refusal::MethodNotAllowed { .. } => 405,
             Refusal::BodyTimedOut => 408,
@@ -126,6 +129,12 @@ impl fmt::Display for Refusal {
                 ),
                 TokenFault::Invalid(why) => write!(f, "bad token: {why}"),
             },
+            Refusal::CrossSite(origin) => write!(
+                f,
+                "cross-site publish refused: a page at {origin} may not publish to this hub; \
+                 publish from the hub's own origin, name a trusted page with --cors-origin, \
+                 or set --publish-token"
+            ),
             Refusal::Forbidden(what) => match what {
                 NotCovered::Subscribe(channel) => write!(
                     f,

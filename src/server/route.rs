@@ -84,6 +84,19 @@ pub(crate) fn header_value<'a>(request: &'a Request, name: &'static str) -> Opti
         .map(|h| h.value.as_str())
 }
 
+/// Every value of a list-valued header field, joined with `, ` as RFC 9110
+/// (5.3) says a recipient may: two `Accept-Encoding` fields mean the same
+/// as one that lists both. `None` if the field is absent.
+pub(crate) fn header_list(request: &Request, name: &'static str) -> Option<String> {
+    let mut values = request
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv(name))
+        .map(|h| h.value.as_str());
+    let first = values.next()?;
+    Some(values.fold(first.to_owned(), |all, value| all + ", " + value))
+}
+
 /// Refuses a request whose method the route does not take.
 pub(crate) fn method_not_allowed(ctx: &Context, request: Request, allow: &'static str) {
     let method = request.method().clone();
