@@ -61,6 +61,9 @@ pub enum Error {
     /// A publish body has a field other than `message`, `event` and
     /// `channel`.
     UnknownField(String),
+    /// A publish body gives a field twice; which value was meant is not
+    /// known.
+    DuplicateField(String),
     /// A publish body's `event` field is not a string.
     EventNotAString,
     /// A publish body's `channel` field is not a string.
@@ -122,6 +125,10 @@ impl fmt::Display for Error {
                 "body must be a JSON object, like {\"message\": \"hello\"}, or an array of them",
             ),
             Error::MissingMessage => f.write_str("missing field \"message\""),
+            Error::DuplicateField(name) => {
+                let name = serde_json::to_string(name).unwrap_or_default();
+                write!(f, "field {name} is given twice")
+            }
             Error::UnknownField(name) => {
                 let name = serde_json::to_string(name).unwrap_or_default();
                 write!(

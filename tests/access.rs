@@ -162,6 +162,39 @@ fn a_private_channel_needs_a_token_that_covers_it_sent_any_of_three_ways() {
     assert_eq!(by_cookie.next_event().data, "for 42 only");
 }
 
+/// `/stats` and `/metrics` are open to anyone: they count private channels
+/// but never name one (SPEC "Other routes").
+#[test]
+fn stats_and_metrics_never_name_a_private_channel() {
+    let hub = private_hub();
+    let token = hs256(&claims(json!({ "subscribe": ["user:*", "vip"] })));
+    let auth = bearer(&token);
+    let (_private, _) = granted(
+        &hub,
+        "/events?channel=user:42-secret-room&channel=vip&channel=news",
+        &[("Authorization", &auth)],
+    );
+    let (_public, _) = granted(&hub, "/events?channel=news", &[]);
+    hub.wait_for_clients(2);
+
+    let stats = hub.stats();
+    assert_eq!(stats["channels"], json!({ "news": 2 }), "{stats}");
+    assert_eq!(stats["channels_total"], 3, "{stats}");
+    let text = hub.get("/stats").text();
+    assert!(!text.contains("secret") && !text.contains("vip"), "{text}");
+
+    let metrics = hub.get("/metrics").text();
+    assert!(
+        metrics.contains("sse_hub_channel_clients{channel=\"news\"} 2\n"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("\nsse_hub_channels 3\n"), "{metrics}");
+    assert!(
+        !metrics.contains("secret") && !metrics.contains("vip"),
+        "{metrics}"
+    );
+}
+
 #[test]
 fn public_channels_and_the_global_stream_need_no_token() {
     let hub = private_hub();

@@ -447,3 +447,44 @@ fn past_max_clients_a_subscriber_gets_503_and_the_others_carry_on() {
     assert_eq!(newcomer.next_event().data, "welcome");
     assert_eq!(first.next_event().data, "welcome");
 }
+
+/// Whatever channel names clients choose, `/stats` and `/metrics` stay
+/// small: at most 100 channels, those with the most members, and a count of
+/// them all.
+#[test]
+fn stats_and_metrics_list_at_most_the_100_largest_channels() {
+    let hub = Hub::start(&[]);
+    // 5 subscribers on 32 channels of their own each (the most one may
+    // join), and 3 on one channel that must be listed.
+    let mut streams = Vec::new();
+    for subscriber in 0..5 {
+        let query: Vec<String> = (0..32)
+            .map(|n| format!("channel=c{subscriber}-{n:02}"))
+            .collect();
+        streams.push(
+            hub.subscribe_ready(&format!("/events?{}", query.join("&")))
+                .0,
+        );
+    }
+    for _ in 0..3 {
+        streams.push(hub.subscribe_ready("/events?channel=crowded").0);
+    }
+    hub.wait_for_clients(8);
+
+    let stats = hub.stats();
+    let listed = stats["channels"].as_object().expect("a channel map");
+    assert_eq!(listed.len(), 100, "{stats}");
+    assert_eq!(stats["channels_total"], 161);
+    assert_eq!(listed["crowded"], 3);
+    // Among equals, the first names in order are the ones listed.
+    assert!(listed.contains_key("c0-00") && !listed.contains_key("c4-31"));
+
+    let metrics = hub.get("/metrics").text();
+    let series = metrics
+        .lines()
+        .filter(|l| l.starts_with("sse_hub_channel_clients{"))
+        .count();
+    assert_eq!(series, 100);
+    assert!(metrics.contains("\nsse_hub_channels 161\n"), "{metrics}");
+    assert!(metrics.contains("sse_hub_channel_clients{channel=\"crowded\"} 3\n"));
+}

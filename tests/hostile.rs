@@ -580,6 +580,11 @@ fn static_files_never_leave_their_folder() {
     let _ = std::fs::remove_file(root.join("link.txt"));
     std::os::unix::fs::symlink(&secret, root.join("link.txt")).unwrap();
     let secret_abs = secret.to_str().unwrap().to_owned();
+    // Dotfiles inside the folder are not meant for the web either.
+    std::fs::create_dir_all(root.join(".git")).unwrap();
+    std::fs::write(root.join(".git").join("config"), "TOP SECRET").unwrap();
+    std::fs::write(root.join(".env"), "TOP SECRET").unwrap();
+    std::fs::write(root.join("sub").join(".htpasswd"), "TOP SECRET").unwrap();
 
     let hub = Hub::start(&["--static", root.to_str().unwrap()]);
     assert_eq!(hub.get("/").text(), "INDEX PAGE");
@@ -615,6 +620,13 @@ fn static_files_never_leave_their_folder() {
         "/sub/ok.txt%00",
         "http://x/../secret.txt",
         "*",
+        "/.env",
+        "/.git/config",
+        "/%2egit/config",
+        "/%2Eenv",
+        "/sub/.htpasswd",
+        "/sub/%2ehtpasswd",
+        "/.git/",
     ]
     .iter()
     .map(|s| (*s).to_owned())

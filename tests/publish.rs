@@ -213,6 +213,23 @@ fn bad_publishes_are_refused_and_publish_nothing() {
             400,
             "\"channel\" must be a string",
         ),
+        // A field given twice: the last must not silently win (this one
+        // would otherwise go to everyone).
+        (
+            br#"{"message":"m","channel":"a","channel":null}"#.to_vec(),
+            400,
+            "field \"channel\" is given twice",
+        ),
+        (
+            br#"{"message":"m","chan\u006eel":"a","channel":"b"}"#.to_vec(),
+            400,
+            "field \"channel\" is given twice",
+        ),
+        (
+            br#"[{"message":"ok"},{"message":"a","message":"b"}]"#.to_vec(),
+            400,
+            "batch element 1: field \"message\" is given twice",
+        ),
         (big.into_bytes(), 413, "larger than the limit of 1000 bytes"),
     ];
     for (body, status, reason) in cases {

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 
-use crate::core::channel::Channel;
+use crate::core::channel::{Channel, Pattern};
 use crate::core::client_id::ClientId;
 use crate::core::closed::Closed;
 use crate::core::event_id::EventId;
@@ -70,15 +70,14 @@ pub(crate) enum Command {
         reply: Sender<Result<Grant, Error>>,
     },
     /// A subscriber's stream ended; sent once per granted subscription.
-    Unsubscribe {
-        client: ClientId,
-    },
+    Unsubscribe { client: ClientId },
     /// End this client's stream now.
-    Close {
-        client: ClientId,
-        why: Closed,
-    },
+    Close { client: ClientId, why: Closed },
     Stats {
+        /// List at most this many channels, those with the most members,
+        /// and none that one of `hide` matches.
+        limit: usize,
+        hide: Vec<Pattern>,
         reply: Sender<Stats>,
     },
     /// Cluster: a publisher on this node is about to append `messages`
@@ -90,13 +89,9 @@ pub(crate) enum Command {
         reply: Sender<Receipt>,
     },
     /// Cluster: the publish with this ticket failed or gave up waiting.
-    Forget {
-        ticket: u64,
-    },
+    Forget { ticket: u64 },
     /// Cluster: entries read from the log, in its order.
-    Ingest {
-        entries: Vec<Incoming>,
-    },
+    Ingest { entries: Vec<Incoming> },
     /// Cluster: the log's recent past, read when the reader first reaches
     /// it; kept for replay, not fanned out.
     Prime {
@@ -108,9 +103,7 @@ pub(crate) enum Command {
     },
     /// Cluster: the log dropped entries up to `trimmed` before this node
     /// read them.
-    Missed {
-        trimmed: EventId,
-    },
+    Missed { trimmed: EventId },
     /// Close every stream and end the hub thread.
     Shutdown,
 }

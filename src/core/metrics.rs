@@ -62,8 +62,12 @@ pub enum RedisState {
 pub struct Stats {
     /// Open `/events` streams.
     pub clients: usize,
-    /// Members of each channel that has any.
+    /// Members of each channel listed: every channel that has any from
+    /// [`Hub::stats`](crate::Hub::stats), a bounded selection from
+    /// [`Hub::stats_listing`](crate::Hub::stats_listing).
     pub channels: BTreeMap<String, usize>,
+    /// How many channels have members, listed or not.
+    pub channels_total: usize,
     /// Messages accepted for publishing.
     pub published: u64,
     /// Events written to sockets (heartbeats not included).
@@ -85,12 +89,14 @@ impl Stats {
     pub(crate) fn new(
         counters: &Counters,
         channels: BTreeMap<String, usize>,
+        channels_total: usize,
         history: usize,
         uptime_s: u64,
     ) -> Stats {
         Stats {
             clients: counters.clients.load(Relaxed),
             channels,
+            channels_total,
             published: counters.published.load(Relaxed),
             delivered: counters.delivered.load(Relaxed),
             dropped_slow: counters.dropped_slow.load(Relaxed),
@@ -118,7 +124,7 @@ impl Stats {
         };
         let clients = self.clients as u64;
         metric("sse_hub_clients", "gauge", "Open /events streams.", clients);
-        let channels = self.channels.len() as u64;
+        let channels = self.channels_total as u64;
         metric(
             "sse_hub_channels",
             "gauge",
@@ -162,7 +168,7 @@ impl Stats {
             metric("sse_hub_redis_up", "gauge", help, up);
         }
 
-        out.push_str("# HELP sse_hub_channel_clients Members of each channel.\n");
+        out.push_str("# HELP sse_hub_channel_clients Members of each channel listed.\n");
         out.push_str("# TYPE sse_hub_channel_clients gauge\n");
         for (name, members) in &self.channels {
             // Channel names cannot hold `"`, `\` or a line break, the only
@@ -184,6 +190,7 @@ mod tests {
         Stats {
             clients: 3,
             channels: BTreeMap::from([("a".to_owned(), 2), ("b/c".to_owned(), 1)]),
+            channels_total: 3,
             published: 10,
             delivered: 25,
             dropped_slow: 1,
@@ -200,7 +207,8 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({
-                "clients": 3, "channels": {"a": 2, "b/c": 1}, "published": 10,
+                "clients": 3, "channels": {"a": 2, "b/c": 1}, "channels_total": 3,
+                "published": 10,
                 "delivered": 25, "dropped_slow": 1, "write_errors": 2,
                 "history": 10, "uptime_s": 7
             })

@@ -16,7 +16,9 @@
 //! user of serde_json in the program.)
 
 use std::collections::BTreeMap;
+use std::collections::btree_map::Entry;
 
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::core::channel::Channel;
@@ -133,8 +135,12 @@ fn message(raw: &RawValue) -> Result<Message, Error> {
     if !raw.get().starts_with('{') {
         return Err(Error::BodyNotAnObject);
     }
-    let fields: BTreeMap<String, &RawValue> =
+    let fields: Fields =
         serde_json::from_str(raw.get()).map_err(|e| Error::BodyNotJson(e.to_string()))?;
+    let fields = match fields {
+        Fields::Once(fields) => fields,
+        Fields::Twice(name) => return Err(Error::DuplicateField(name)),
+    };
     if let Some(unknown) = fields
         .keys()
         .find(|k| !matches!(k.as_str(), "message" | "event" | "channel"))
@@ -163,6 +169,48 @@ fn message(raw: &RawValue) -> Result<Message, Error> {
         },
     };
     Ok(Message { event, channel })
+}
+
+/// A JSON object's fields, each name once: a name given twice (after
+/// unescaping, so `"chan\u006eel"` is `channel`) is refused rather than
+/// letting the last one win, since a proxy or a log may have read the first
+/// (`{"channel":"a","channel":null}` would otherwise go to everyone).
+enum Fields<'a> {
+    /// Every name once.
+    Once(BTreeMap<String, &'a RawValue>),
+    /// This name came twice.
+    Twice(String),
+}
+
+impl<'de> Deserialize<'de> for Fields<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Fields<'de>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+                let mut fields = BTreeMap::new();
+                let mut twice = None;
+                // Read to the end either way: the rest must still be JSON.
+                while let Some((name, value)) = map.next_entry::<String, &'de RawValue>()? {
+                    match fields.entry(name) {
+                        Entry::Occupied(seen) => {
+                            twice.get_or_insert_with(|| seen.key().clone());
+                        }
+                        Entry::Vacant(new) => {
+                            new.insert(value);
+                        }
+                    }
+                }
+                Ok(twice.map_or(Fields::Once(fields), Fields::Twice))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 fn is_null(raw: &RawValue) -> bool {
@@ -313,6 +361,24 @@ mod tests {
             PublishBody::parse(body.as_bytes()),
             Err(Error::TooManyMessages { limit: 1000 })
         ));
+    }
+
+    #[test]
+    fn a_field_given_twice_is_refused_whatever_its_spelling() {
+        for body in [
+            r#"{"channel":"a","message":"m","channel":null}"#,
+            r#"{"message":"m","chan\u006eel":"a","channel":"a"}"#,
+            r#"{"message":"a","message":"a"}"#,
+        ] {
+            let error = PublishBody::parse(body.as_bytes()).err();
+            assert!(
+                matches!(error, Some(Error::DuplicateField(_))),
+                "{body}: {error:?}"
+            );
+        }
+        // Inside a message's JSON value, a repeated key is the message's
+        // own business.
+        assert!(PublishBody::parse(br#"{"message":{"a":1,"a":2}}"#).is_ok());
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! `--static DIR`, served at `/` and `/<file>`.
 //!
 //! A URL path is percent-decoded, then refused if any segment could climb out
-//! of the folder (`..`, `.`, empty segments, backslashes, NUL). A file from
-//! `--static` is also resolved through symlinks and must still lie inside
-//! the folder. Anything else is 404.
+//! of the folder (`..`, `.`, empty segments, backslashes, NUL) or starts
+//! with a dot (`/.env`, `/.git/config`: files an operator never meant to
+//! publish). A file from `--static` is also resolved through symlinks and
+//! must still lie inside the folder, under no dot-named name. Anything else
+//! is 404.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -103,7 +105,7 @@ fn file_name(url_path: &str) -> Option<String> {
     };
     let safe = relative
         .split('/')
-        .all(|segment| !matches!(segment, "" | "." | ".."))
+        .all(|segment| !segment.is_empty() && !segment.starts_with('.'))
         && !relative.contains(['\\', '\0']);
     safe.then_some(relative)
 }
@@ -112,7 +114,16 @@ fn file_name(url_path: &str) -> Option<String> {
 /// `root` once symlinks are resolved.
 fn open_inside(root: &Path, name: &str) -> Option<File> {
     let path = root.join(name).canonicalize().ok()?;
-    if !path.starts_with(root) || !path.is_file() {
+    let hidden = |relative: &Path| {
+        relative
+            .components()
+            .any(|part| part.as_os_str().as_encoded_bytes().starts_with(b"."))
+    };
+    if !path
+        .strip_prefix(root)
+        .is_ok_and(|relative| !hidden(relative))
+        || !path.is_file()
+    {
         return None;
     }
     File::open(path).ok()
@@ -157,6 +168,11 @@ mod tests {
             "/a%00.js",
             "/%ff",
             "relative",
+            "/.env",
+            "/.git/config",
+            "/%2egit/config",
+            "/docs/.hidden/index.html",
+            "/.well-known/",
         ] {
             assert_eq!(file_name(hostile), None, "{hostile}");
         }
@@ -179,10 +195,18 @@ mod tests {
         std::fs::write(&outside, "secret").unwrap();
         let _ = std::fs::remove_file(root.join("link.txt"));
         std::os::unix::fs::symlink(&outside, root.join("link.txt")).unwrap();
+
+        std::fs::write(root.join(".secret"), "secret").unwrap();
+        let _ = std::fs::remove_file(root.join("visible.txt"));
+        std::os::unix::fs::symlink(root.join(".secret"), root.join("visible.txt")).unwrap();
         let root = root.canonicalize().unwrap();
 
         assert!(open_inside(&root, "ok.txt").is_some());
         assert!(open_inside(&root, "link.txt").is_none());
+        assert!(
+            open_inside(&root, "visible.txt").is_none(),
+            "a dotfile by a symlink"
+        );
         assert!(open_inside(&root, "missing.txt").is_none());
         std::fs::remove_dir_all(&root).unwrap();
         std::fs::remove_file(outside).unwrap();

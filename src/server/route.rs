@@ -9,6 +9,9 @@ use std::sync::Arc;
 use log::error;
 use sse_hub_tiny_http::{Method, Request};
 
+use crate::core::metrics::Stats;
+use crate::error::Error;
+
 use super::Context;
 use super::reply::Refusal;
 use super::{assets, broadcast, events};
@@ -43,13 +46,13 @@ fn handle(ctx: &Arc<Context>, request: Request) {
         "/healthz" => ctx
             .replies
             .small_get(request, "text/plain; charset=utf-8", b"ok".to_vec()),
-        "/stats" => match ctx.hub.stats() {
+        "/stats" => match public_stats(ctx) {
             Ok(stats) => ctx
                 .replies
                 .small_get(request, "application/json", stats.to_json().into()),
             Err(e) => ctx.replies.refuse(request, &Refusal::from(e)),
         },
-        "/metrics" => match ctx.hub.stats() {
+        "/metrics" => match public_stats(ctx) {
             Ok(stats) => ctx.replies.small_get(
                 request,
                 "text/plain; version=0.0.4; charset=utf-8",
@@ -59,6 +62,16 @@ fn handle(ctx: &Arc<Context>, request: Request) {
         },
         _ => assets::serve(ctx, request),
     }
+}
+
+/// Channels `/stats` and `/metrics` list at most (SPEC "Other routes").
+const LISTED_CHANNELS: usize = 100;
+
+/// The figures anyone may read: the largest public channels, never a
+/// private one's name, and a size that does not grow with the names
+/// clients choose.
+fn public_stats(ctx: &Context) -> Result<Stats, Error> {
+    ctx.hub.stats_listing(LISTED_CHANNELS, &ctx.config.private)
 }
 
 /// True if the request has a body.

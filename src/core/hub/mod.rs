@@ -17,7 +17,7 @@ use std::time::Duration;
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use log::info;
 
-use crate::core::channel::Channel;
+use crate::core::channel::{Channel, Pattern};
 use crate::core::client_id::ClientId;
 use crate::core::closed::Closed;
 use crate::core::command::{Command, Grant, Outgoing, Receipt, SubscribeRequest};
@@ -326,14 +326,49 @@ impl Hub {
         answer.recv().map_err(|_| Error::HubStopped)
     }
 
-    /// A snapshot of the hub's figures.
+    /// A snapshot of the hub's figures, with every channel that has
+    /// members.
     ///
     /// # Errors
     ///
     /// [`Error::HubStopped`] if the hub has stopped.
     pub fn stats(&self) -> Result<Stats, Error> {
+        self.stats_listing(usize::MAX, &[])
+    }
+
+    /// A snapshot of the hub's figures for anyone to read, as `/stats` and
+    /// `/metrics` serve it: it lists at most `limit` channels, those with
+    /// the most members, and none that a pattern of `hide` matches (private
+    /// channels, whose names may say whose they are).
+    /// [`Stats::channels_total`] still counts every channel with members.
+    /// The hub keeps only `limit` candidates while it looks, so the answer
+    /// stays small however many channels clients open.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::HubStopped`] if the hub has stopped.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::{Channel, Hub, HubConfig, Pattern};
+    ///
+    /// let hub = Hub::start(HubConfig::default())?;
+    /// let public = hub.subscribe(&[Channel::new("news")?], None)?;
+    /// let private = hub.subscribe(&[Channel::new("user:42")?], None)?;
+    /// let stats = hub.stats_listing(100, &[Pattern::new("user:*")?])?;
+    /// assert_eq!(stats.channels_total, 2);
+    /// assert_eq!(stats.channels.keys().collect::<Vec<_>>(), ["news"]);
+    /// # drop((public, private));
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn stats_listing(&self, limit: usize, hide: &[Pattern]) -> Result<Stats, Error> {
         let (reply, answer) = crossbeam_channel::bounded(1);
-        self.send(Command::Stats { reply })?;
+        self.send(Command::Stats {
+            limit,
+            hide: hide.to_vec(),
+            reply,
+        })?;
         answer.recv().map_err(|_| Error::HubStopped)
     }
 

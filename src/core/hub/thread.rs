@@ -36,8 +36,9 @@
 //! of the log: where a resume reaches back further than it, the grant says
 //! so, and the subscriber's thread reads the rest from the log.
 
+use std::cmp::Reverse;
 use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::thread::Thread;
@@ -45,7 +46,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
-use crate::core::channel::Channel;
+use crate::core::channel::{Channel, Pattern};
 use crate::core::client_id::ClientId;
 use crate::core::closed::Closed;
 use crate::core::command::{Command, Grant, Outgoing, Receipt, SubscribeRequest};
@@ -257,8 +258,8 @@ impl HubThread {
                 Command::Close { client, why } => {
                     self.remove(client, why);
                 }
-                Command::Stats { reply } => {
-                    let _ = reply.send(self.stats());
+                Command::Stats { limit, hide, reply } => {
+                    let _ = reply.send(self.stats(limit, &hide));
                 }
                 Command::Expect {
                     ticket,
@@ -566,14 +567,33 @@ impl HubThread {
             .store(self.subscribers.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
-    fn stats(&self) -> Stats {
-        let channels: BTreeMap<String, usize> = self
-            .channels
-            .iter()
-            .map(|(name, members)| (name.to_string(), members.len()))
+    /// The figures, with at most `limit` channels: those with the most
+    /// members (the first names in order among equals), none that `hide`
+    /// matches. Keeps only `limit` candidates at a time, so a hub with a
+    /// million channels answers with a small heap, not a copy of them all.
+    fn stats(&self, limit: usize, hide: &[Pattern]) -> Stats {
+        let mut top: BinaryHeap<(Reverse<usize>, &Channel)> = BinaryHeap::new();
+        for (name, members) in &self.channels {
+            if hide.iter().any(|pattern| pattern.matches(name)) {
+                continue;
+            }
+            top.push((Reverse(members.len()), name));
+            if top.len() > limit {
+                top.pop();
+            }
+        }
+        let channels: BTreeMap<String, usize> = top
+            .into_iter()
+            .map(|(Reverse(members), name)| (name.to_string(), members))
             .collect();
         let uptime = self.started.elapsed().as_secs();
-        Stats::new(&self.counters, channels, self.history.len(), uptime)
+        Stats::new(
+            &self.counters,
+            channels,
+            self.channels.len(),
+            self.history.len(),
+            uptime,
+        )
     }
 
     /// Closes every queue, so every stream ends, and waits a little for
