@@ -164,6 +164,8 @@ pub use crate::core::{Hub, Message, Published, PublishedBatch, ReceivedEvent, Su
 pub use crate::error::Error;
 #[cfg(feature = "server")]
 pub use crate::server::config::Config;
+#[cfg(feature = "tls")]
+pub use crate::server::tls::{TlsFiles, TlsReloader};
 #[cfg(feature = "server")]
 pub use crate::server::{Server, Stopper, access, capacity};
 

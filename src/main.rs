@@ -1,6 +1,7 @@
 //! The `sse-hub` binary: read the command line (every option also reads an
 //! `SSE_HUB_*` environment variable), start the logs and the server, stop it
-//! cleanly on SIGINT or SIGTERM. `sse-hub token ...` instead prints a JSON
+//! cleanly on SIGINT or SIGTERM, and read the TLS certificate again on
+//! SIGHUP. `sse-hub token ...` instead prints a JSON
 //! Web Token signed with `SSE_HUB_JWT_SECRET`, for testing private
 //! channels without writing code.
 
@@ -10,7 +11,7 @@ use std::process::ExitCode;
 use std::thread;
 
 use clap::Parser;
-use log::{error, warn};
+use log::{error, info, warn};
 use sse_hub::Server;
 
 use cli::args::{Args, Command, exit_on_bad_arguments, in_flag_terms};
@@ -35,10 +36,13 @@ fn main() -> ExitCode {
         Ok(server) => {
             // Scripts that start the hub on port 0 read the port from this
             // line, so it is printed whatever the log level.
-            logs.line(format!("listening on http://{}\n", server.local_addr()));
-            let stopper = server.stopper();
-            if let Err(e) = ctrlc::set_handler(move || stopper.stop()) {
-                warn!("cannot catch SIGINT/SIGTERM, stop with SIGKILL: {e}");
+            logs.line(format!(
+                "listening on {}://{}\n",
+                server.scheme(),
+                server.local_addr()
+            ));
+            if let Err(e) = handle_signals(&server) {
+                warn!("cannot catch SIGINT/SIGTERM/SIGHUP, stop with SIGKILL: {e}");
             }
             server.run()
         }
@@ -53,4 +57,35 @@ fn main() -> ExitCode {
     };
     logs.flush();
     code
+}
+
+/// SIGINT and SIGTERM stop the server; SIGHUP reads its TLS certificate and
+/// key again (certbot's deploy hook sends it after a renewal), and a pair
+/// that fails to load is logged while the old one stays. One thread waits
+/// for them.
+fn handle_signals(server: &Server) -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    let stopper = server.stopper();
+    let reloader = server.tls_reloader();
+    thread::Builder::new()
+        .name("signals".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            for signal in signals.forever() {
+                match (signal, &reloader) {
+                    (SIGHUP, Some(reloader)) => {
+                        if let Err(e) = reloader.reload() {
+                            error!("TLS certificate not reloaded, keeping the old one: {e}");
+                        }
+                    }
+                    (SIGHUP, None) => info!("SIGHUP: no TLS certificate to reload"),
+                    _ => {
+                        stopper.stop();
+                        return;
+                    }
+                }
+            }
+        })?;
+    Ok(())
 }

@@ -10,7 +10,7 @@ use clap::builder::BoolishValueParser;
 use clap::error::{ContextKind, ContextValue, ErrorKind};
 use clap::{Parser, Subcommand};
 use sse_hub::access::Pattern;
-use sse_hub::{ClusterConfig, Config, Error, HubConfig};
+use sse_hub::{ClusterConfig, Config, Error, HubConfig, TlsFiles};
 
 /// The defaults, from the one place that defines them.
 fn defaults() -> Config {
@@ -172,6 +172,26 @@ pub(crate) struct Args {
     #[arg(long, env = "SSE_HUB_PRIVATE", value_name = "PATTERN",
           value_delimiter = ',', value_parser = pattern)]
     private: Vec<Pattern>,
+
+    /// Serve HTTPS only, with the certificate chain in this PEM file (the
+    /// server's own certificate first, as certbot's fullchain.pem); needs
+    /// --tls-key. SIGHUP reads both files again
+    #[arg(
+        long,
+        env = "SSE_HUB_TLS_CERT",
+        value_name = "FILE",
+        requires = "tls_key"
+    )]
+    tls_cert: Option<PathBuf>,
+
+    /// The private key of --tls-cert, a PEM file
+    #[arg(
+        long,
+        env = "SSE_HUB_TLS_KEY",
+        value_name = "FILE",
+        requires = "tls_cert"
+    )]
+    tls_key: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -228,6 +248,10 @@ impl Args {
                 redis,
                 stream: self.redis_stream,
             }),
+            tls: self
+                .tls_cert
+                .zip(self.tls_key)
+                .map(|(cert, key)| TlsFiles { cert, key }),
         }
     }
 }

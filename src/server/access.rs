@@ -134,6 +134,8 @@ pub(crate) struct Access {
     /// `--cors-origin` when it names one origin (not `*`): a page there may
     /// publish when no token is configured.
     trusted_origin: Option<String>,
+    /// The hub serves HTTPS itself: its own origin is `https://`.
+    serves_tls: bool,
 }
 
 /// Who is publishing, known before the body is read.
@@ -159,6 +161,10 @@ impl Access {
             private: config.private.clone(),
             publish_token: config.publish_token.clone(),
             trusted_origin: (config.cors_origin != "*").then(|| config.cors_origin.clone()),
+            #[cfg(feature = "tls")]
+            serves_tls: config.tls.is_some(),
+            #[cfg(not(feature = "tls"))]
+            serves_tls: false,
         })
     }
 
@@ -286,7 +292,11 @@ impl Access {
             let first = proto.split(',').next().unwrap_or_default();
             first.trim().eq_ignore_ascii_case("https")
         });
-        let scheme = if forwarded_https { "https" } else { "http" };
+        let scheme = if self.serves_tls || forwarded_https {
+            "https"
+        } else {
+            "http"
+        };
         header_value(request, "Host")
             .and_then(|host| Origin::parse(&format!("{scheme}://{host}")))
             .is_some_and(|own| own == origin)

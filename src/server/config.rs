@@ -12,6 +12,8 @@ use crate::core::config::{HubConfig, check_duration, check_header_value, invalid
 use crate::error::Error;
 
 use super::jwt::check_secret;
+#[cfg(feature = "tls")]
+use super::tls::TlsFiles;
 
 /// How the HTTP server behaves. [`Config::default`] gives the documented
 /// defaults.
@@ -74,6 +76,10 @@ pub struct Config {
     /// Cluster mode: share this Redis stream with other hubs. `None`: one
     /// process, history in memory.
     pub cluster: Option<ClusterConfig>,
+    /// Serve HTTPS only, with this certificate and key. `None`: plain HTTP.
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for Config {
@@ -94,6 +100,8 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             compress: false,
             cluster: None,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 }

@@ -49,6 +49,8 @@ mod jwt;
 mod listener;
 mod reply;
 mod route;
+#[cfg(feature = "tls")]
+pub(crate) mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -136,6 +138,9 @@ pub struct Server {
     hangups: Arc<HangUps>,
     local_addr: SocketAddr,
     signals: (Sender<Signal>, Receiver<Signal>),
+    /// The certificate being served, with TLS.
+    #[cfg(feature = "tls")]
+    certificates: Option<Arc<tls::Certificates>>,
 }
 
 impl Server {
@@ -207,6 +212,20 @@ impl Server {
             stack_size: Some(CONNECTION_STACK),
         };
         let config_header_timeout = config.header_timeout;
+        #[cfg(feature = "tls")]
+        let (tls_config, certificates) = match &config.tls {
+            Some(files) => {
+                let certificates = tls::Certificates::load(files.clone())?;
+                let rustls = certificates.server_config()?;
+                (
+                    Some(sse_hub_tiny_http::SslConfig(Arc::new(rustls))),
+                    Some(certificates),
+                )
+            }
+            None => (None, None),
+        };
+        #[cfg(not(feature = "tls"))]
+        let tls_config = None;
         let ctx = Arc::new(Context {
             assets: Assets::new(config.static_dir.clone()),
             access,
@@ -227,6 +246,7 @@ impl Server {
             listener,
             options,
             heads,
+            tls_config,
             Arc::new(move |request| route::route(&ctx, request)),
             Box::new(move || drop(accept_ended)),
         )
@@ -240,12 +260,43 @@ impl Server {
             hangups,
             local_addr,
             signals,
+            #[cfg(feature = "tls")]
+            certificates,
         })
     }
 
     /// The address actually bound (the real port when configured with 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// `https` if the server serves TLS ([`Config::tls`]), else `http`.
+    pub fn scheme(&self) -> &'static str {
+        #[cfg(feature = "tls")]
+        if self.certificates.is_some() {
+            return "https";
+        }
+        "http"
+    }
+
+    /// Something to reload the TLS certificate and key with, from any
+    /// thread, when the server serves TLS; the binary calls it on SIGHUP,
+    /// as certbot's renewals expect.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// let server = sse_hub::Server::bind(sse_hub::Config {
+    ///     listen: "127.0.0.1:0".parse().unwrap(),
+    ///     ..sse_hub::Config::default()
+    /// })?;
+    /// assert!(server.tls_reloader().is_none(), "plain HTTP has nothing to reload");
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    #[cfg(feature = "tls")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+    pub fn tls_reloader(&self) -> Option<tls::TlsReloader> {
+        self.certificates.clone().map(tls::TlsReloader)
     }
 
     /// The server's hub: publish into its streams, subscribe, read its

@@ -116,7 +116,10 @@ impl Hub {
                 let mut log = sink.lock().unwrap();
                 log.push_str(&line);
                 log.push('\n');
-                if let Some((_, rest)) = line.split_once("listening on http://") {
+                let announced = line
+                    .split_once("listening on http://")
+                    .or_else(|| line.split_once("listening on https://"));
+                if let Some((_, rest)) = announced {
                     let _ = found.send(rest.trim().parse::<SocketAddr>().ok());
                     if logs == Logs::Unread {
                         drop(log);

@@ -91,9 +91,6 @@
 #![deny(rust_2018_idioms)]
 #![allow(clippy::match_like_matches_macro)]
 
-#[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-use zeroize::Zeroizing;
-
 use std::error::Error;
 use std::io::Error as IoError;
 use std::io::ErrorKind as IoErrorKind;
@@ -126,6 +123,7 @@ mod framing_fuzz;
 mod head;
 mod request;
 mod response;
+#[cfg(feature = "ssl-rustls")]
 mod ssl;
 mod test;
 mod util;
@@ -307,14 +305,18 @@ pub struct ServerConfig {
     pub ssl: Option<SslConfig>,
 }
 
-/// Configuration of the server for SSL.
+/// Patched: configuration of the server for TLS, a rustls server
+/// configuration made by the application (certificates, ALPN, a resolver
+/// that can change the certificate while the server runs). Without the
+/// `ssl-rustls` feature there is none: `Option<SslConfig>` is always `None`.
+#[cfg(feature = "ssl-rustls")]
 #[derive(Debug, Clone)]
-pub struct SslConfig {
-    /// Contains the public certificate to send to clients.
-    pub certificate: Vec<u8>,
-    /// Contains the ultra-secret private key used to decode communications.
-    pub private_key: Vec<u8>,
-}
+pub struct SslConfig(pub Arc<rustls::ServerConfig>);
+
+/// Patched: without the `ssl-rustls` feature there is no TLS configuration.
+#[cfg(not(feature = "ssl-rustls"))]
+#[derive(Debug, Clone)]
+pub enum SslConfig {}
 
 impl Server {
     /// Shortcut for a simple server on a specific address.
@@ -330,7 +332,7 @@ impl Server {
     }
 
     /// Shortcut for an HTTPS server on a specific address.
-    #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+    #[cfg(feature = "ssl-rustls")]
     #[inline]
     pub fn https<A>(
         addr: A,
@@ -428,6 +430,7 @@ impl Server {
             listener,
             options,
             HeadOptions::default(),
+            None,
             handler,
             on_accept_end,
         )
@@ -435,16 +438,18 @@ impl Server {
 
     /// Patched: [`Server::from_listener_with_handler`], with bounds on
     /// request heads other than the default ones.
+    /// With `ssl`, every connection is TLS (feature `ssl-rustls`).
     pub fn from_listener_with_heads<L: Into<Listener>>(
         listener: L,
         options: ConnectionOptions,
         heads: HeadOptions,
+        ssl: Option<SslConfig>,
         handler: Handler,
         on_accept_end: Box<dyn FnOnce() + Send>,
     ) -> Result<Server, Box<dyn Error + Send + Sync + 'static>> {
         Self::start(
             listener.into(),
-            None,
+            ssl,
             options,
             MessagesQueue::with_capacity(0),
             Box::new(move |client: ClientConnection| {
@@ -488,29 +493,10 @@ impl Server {
         };
 
         // building the SSL capabilities
-        #[cfg(all(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        compile_error!(
-            "Features 'ssl-openssl' and 'ssl-rustls' must not be enabled at the same time"
-        );
-        #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-        type SslContext = ();
-        #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-        type SslContext = crate::ssl::SslContextImpl;
-        let ssl: Option<SslContext> = {
-            match ssl_config {
-                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
-                Some(config) => Some(SslContext::from_pem(
-                    config.certificate,
-                    Zeroizing::new(config.private_key),
-                )?),
-                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                Some(_) => return Err(
-                    "Building a server with SSL requires enabling the `ssl` feature in tiny-http"
-                        .into(),
-                ),
-                None => None,
-            }
-        };
+        #[cfg(not(feature = "ssl-rustls"))]
+        let ssl: Option<()> = ssl_config.map(|config| match config {});
+        #[cfg(feature = "ssl-rustls")]
+        let ssl = ssl_config.map(|config| crate::ssl::SslContextImpl::new(config.0));
 
         /// Runs the notification when the accept thread ends, also by panic.
         struct OnEnd(Option<Box<dyn FnOnce() + Send>>);
@@ -552,19 +538,24 @@ impl Server {
                             use util::RefinedTcpStream;
                             let (read_closable, write_closable) = match ssl {
                                 None => RefinedTcpStream::new(sock),
-                                #[cfg(any(feature = "ssl-openssl", feature = "ssl-rustls"))]
+                                #[cfg(feature = "ssl-rustls")]
                                 Some(ref ssl) => {
-                                    // trying to apply SSL over the connection
-                                    // if an error occurs, we just close the socket and resume listening
+                                    // Patched: no I/O here; the handshake
+                                    // runs on the connection's thread. A
+                                    // session that cannot be set up closes
+                                    // this one connection.
                                     let sock = match ssl.accept(sock) {
                                         Ok(s) => s,
-                                        Err(_) => continue,
+                                        Err(e) => {
+                                            log::warn!("cannot start a TLS session: {}", e);
+                                            continue;
+                                        }
                                     };
 
                                     RefinedTcpStream::new(sock)
                                 }
-                                #[cfg(not(any(feature = "ssl-openssl", feature = "ssl-rustls")))]
-                                Some(ref _ssl) => unreachable!(),
+                                #[cfg(not(feature = "ssl-rustls"))]
+                                Some(()) => continue,
                             };
 
                             Ok(ClientConnection::new(

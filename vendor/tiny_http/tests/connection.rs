@@ -44,6 +44,7 @@ impl TestServer {
             listener,
             options,
             heads,
+            None,
             Arc::new(move |mut request: Request| {
                 record.lock().unwrap().push(request.url().to_owned());
                 let status = match body {
