@@ -12,6 +12,8 @@
 pub mod clients;
 pub mod proxy;
 pub mod redis;
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
