@@ -7,6 +7,8 @@
 //! `.ci/run` installs both (`apt-get install chromium`, `npm ci` in
 //! `tests/browser`) and runs `cargo test -- --include-ignored`.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -22,9 +24,33 @@ fn tabs_share_one_stream_through_shared_event_source_in_headless_chromium() {
     run_suite("shared.mjs");
 }
 
+/// HTTPS on the hub, and HTTP/2 through nginx, with a test CA made here:
+/// the script gets the server's certificate and key, and Node trusts the CA.
+#[cfg(feature = "tls")]
+#[test]
+#[ignore = "needs Chromium, nginx and npm packages in tests/browser: run .ci/run"]
+fn https_and_http2_through_nginx_in_headless_chromium() {
+    let ca = common::tls::TestCa::new("browser");
+    let (cert, key, _) = ca.issue("server", "localhost");
+    let ca_file = ca.ca_file();
+    run_suite_with(
+        "tls.mjs",
+        &[
+            ("SSE_HUB_TEST_CERT", cert.as_os_str()),
+            ("SSE_HUB_TEST_KEY", key.as_os_str()),
+            ("NODE_EXTRA_CA_CERTS", ca_file.as_os_str()),
+        ],
+    );
+}
+
 /// Runs one script of the browser suite with Node's test runner; panics if
 /// any of its tests fails.
 fn run_suite(script: &str) {
+    run_suite_with(script, &[]);
+}
+
+/// [`run_suite`], with more environment for the script.
+fn run_suite_with(script: &str, env: &[(&str, &std::ffi::OsStr)]) {
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     assert!(
         suite.join("node_modules/playwright-core").is_dir(),
@@ -38,6 +64,7 @@ fn run_suite(script: &str) {
         .arg(script)
         .current_dir(&suite)
         .env("SSE_HUB_BIN", env!("CARGO_BIN_EXE_sse-hub"))
+        .envs(env.iter().copied())
         .status()
         .unwrap_or_else(|e| panic!("cannot run node (is Node.js 20 or later installed?): {e}"));
     assert!(
