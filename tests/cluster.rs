@@ -451,3 +451,30 @@ impl Partition {
         wait_for_redis(b, "up");
     }
 }
+
+/// `--history-ttl` in a cluster: a node that must read the replay from
+/// Redis skips expired entries as its memory does, and the resume from
+/// before them gets a gap (SPEC "Message lifetime").
+#[test]
+#[ignore = "needs redis-server: .ci/run installs it"]
+fn messages_older_than_history_ttl_are_not_replayed_from_redis_either() {
+    let redis = Redis::start();
+    let a = node(&redis, &["--history-ttl", "1"]);
+    let old: Vec<String> = (0..3).map(|i| a.publish_text(&format!("old{i}"))).collect();
+    // Older than a second by their IDs' time, then two young ones.
+    thread::sleep(std::time::Duration::from_millis(1100));
+    let young: Vec<String> = (0..2)
+        .map(|i| a.publish_text(&format!("young{i}")))
+        .collect();
+    // B starts now and keeps one message in memory: the rest of a replay
+    // comes from the stream.
+    let b = node(&redis, &["--history", "1", "--history-ttl", "1"]);
+    for hub in [&a, &b] {
+        let (mut client, _) = resume(hub, "/events", Some(&old[0]));
+        let gap = client.next_event();
+        assert_eq!(gap.event, "gap");
+        let replay = client.events(2);
+        assert_eq!(data(&replay), ["young0", "young1"]);
+        assert_eq!(replay[0].id(), young[0]);
+    }
+}

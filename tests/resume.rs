@@ -250,3 +250,32 @@ fn resuming_while_publishing_loses_and_doubles_nothing() {
         assert!(seen == published, "client {c} saw a different sequence");
     }
 }
+
+/// With `--history-ttl`, a message older than its lifetime is not replayed:
+/// a resume from before it gets a `gap` and only the younger messages
+/// (SPEC "Message lifetime").
+#[test]
+fn messages_older_than_history_ttl_are_not_replayed() {
+    let hub = Hub::start(&["--history-ttl", "1"]);
+    let old = publish_n(&hub, 3, None);
+    // Let the three grow older than a second (the IDs carry their publish
+    // time), then publish two more.
+    thread::sleep(std::time::Duration::from_millis(1100));
+    let young: Vec<String> = ["y0", "y1"].iter().map(|m| hub.publish_text(m)).collect();
+
+    let mut client = resume(&hub, "/events", Some(&old[0]));
+    let gap = client.next_event();
+    assert_eq!(gap.event, "gap");
+    assert_eq!(gap.json(), json!({"requested": old[0], "oldest": young[0]}));
+    let replayed = client.events(2);
+    assert_eq!(data(&replayed), ["y0", "y1"]);
+
+    // From the last expired one: nothing after it was lost, so no gap.
+    let mut client = resume(&hub, "/events", Some(&old[2]));
+    let first = client.next_event();
+    assert_eq!(
+        (first.event.as_str(), first.data.as_str()),
+        ("message", "y0")
+    );
+    assert_eq!(hub.stats()["history"], 2);
+}

@@ -63,6 +63,12 @@ pub(crate) struct Args {
           allow_negative_numbers = true, value_parser = count)]
     history: usize,
 
+    /// Messages older than this are not replayed (a client resuming from
+    /// before them gets a gap); 0 = kept until --history pushes them out
+    #[arg(long, env = "SSE_HUB_HISTORY_TTL", value_name = "SECS", default_value_t = 0,
+          allow_negative_numbers = true, value_parser = whole_number)]
+    history_ttl: u64,
+
     /// Per-client queue capacity, in messages; a client that falls this far
     /// behind is dropped and resumes from history
     #[arg(long, env = "SSE_HUB_QUEUE", value_name = "N",
@@ -231,6 +237,7 @@ impl Args {
                 max_clients: self.max_clients,
                 heartbeat: (self.heartbeat > 0).then(|| Duration::from_secs(self.heartbeat)),
                 retry: (self.retry > 0).then(|| Duration::from_millis(self.retry)),
+                history_ttl: (self.history_ttl > 0).then(|| Duration::from_secs(self.history_ttl)),
             },
             max_body: self.max_body,
             publish_token: self.publish_token,

@@ -173,7 +173,7 @@ mod running {
     use crate::core::Hub;
     use crate::core::channel::Channel;
     use crate::core::config::HubConfig;
-    use crate::core::event_id::EventId;
+    use crate::core::event_id::{EventId, now_ms};
     use crate::core::hub::Message;
     use crate::core::metrics::{Counters, REDIS_DOWN, REDIS_UP};
     use crate::core::upstream::{Backfill, Origin, Until, Upstream};
@@ -222,9 +222,44 @@ mod running {
         max_len: usize,
         /// Single-message appends of concurrent publishers, sent together.
         group: Group<Cmd>,
+        /// `--history-ttl` in milliseconds: entries older than it are
+        /// trimmed from the stream (`XTRIM MINID`).
+        ttl_ms: Option<u64>,
+        /// When the stream was last trimmed by age (Unix ms).
+        trimmed_ms: AtomicU64,
     }
 
     impl RedisLog {
+        /// With `--history-ttl`, drops the stream's entries that are older,
+        /// at most once a second, on a publisher's thread after its append
+        /// (`MINID ~` lets Redis trim whole nodes only, cheaply). Best
+        /// effort: replay skips expired entries anyway.
+        fn trim_by_age(&self) {
+            let Some(ttl) = self.ttl_ms else { return };
+            let now = now_ms();
+            let last = self.trimmed_ms.load(Ordering::Relaxed);
+            if now < last.saturating_add(1000)
+                || self
+                    .trimmed_ms
+                    .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                return;
+            }
+            let cutoff = EventId::new(now.saturating_sub(ttl), 0);
+            let trimmed = self.with_connection(|connection| {
+                redis::cmd("XTRIM")
+                    .arg(&self.redis.key)
+                    .arg("MINID")
+                    .arg("~")
+                    .arg(cutoff.to_string())
+                    .query::<u64>(connection)
+            });
+            if let Err(e) = trimmed {
+                log::debug!("the stream was not trimmed by age: {e}");
+            }
+        }
+
         /// Runs `call` on a pooled connection; a connection that failed is
         /// dropped rather than pooled.
         fn with_connection<T>(
@@ -274,18 +309,21 @@ mod running {
                 ));
             }
             let key = &self.redis.key;
-            if let [message] = messages {
+            let ids = if let [message] = messages {
                 let command = stream::xadd(key, self.max_len, message, origin);
                 let id = self.group.append(command, |commands| {
                     self.with_connection(|connection| stream::append(connection, commands, false))
                 })?;
-                return Ok(vec![id]);
-            }
-            let commands = messages
-                .iter()
-                .map(|message| stream::xadd(key, self.max_len, message, origin))
-                .collect();
-            self.with_connection(|connection| stream::append(connection, commands, true))
+                vec![id]
+            } else {
+                let commands = messages
+                    .iter()
+                    .map(|message| stream::xadd(key, self.max_len, message, origin))
+                    .collect();
+                self.with_connection(|connection| stream::append(connection, commands, true))?
+            };
+            self.trim_by_age();
+            Ok(ids)
         }
 
         fn backfill(
@@ -358,6 +396,10 @@ mod running {
             shared: Arc::clone(&shared),
             max_len: history,
             group: Group::new(),
+            ttl_ms: config
+                .history_ttl
+                .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
+            trimmed_ms: AtomicU64::new(0),
         };
         let hub = Hub::start_watched(config, counters, Some(Arc::new(log)), on_end)?;
         let mut reader = Reader::new(redis, hub.feed(), shared, history);

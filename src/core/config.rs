@@ -44,6 +44,10 @@ pub struct HubConfig {
     /// Reconnection delay sent as `retry:` at the start of every stream;
     /// `None` sends none.
     pub retry: Option<Duration>,
+    /// Messages older than this are not replayed: a client resuming from
+    /// before them gets a `gap`, as if `history` had pushed them out.
+    /// `None` keeps them until `history` does. At most a year.
+    pub history_ttl: Option<Duration>,
 }
 
 impl Default for HubConfig {
@@ -54,6 +58,7 @@ impl Default for HubConfig {
             max_clients: 10_000,
             heartbeat: Some(Duration::from_secs(15)),
             retry: Some(Duration::from_millis(3000)),
+            history_ttl: None,
         }
     }
 }
@@ -77,9 +82,20 @@ impl HubConfig {
         if let Some(retry) = self.retry {
             check_duration("retry", retry)?;
         }
+        if let Some(ttl) = self.history_ttl
+            && (ttl.as_millis() == 0 || ttl > MAX_HISTORY_TTL)
+        {
+            return invalid(
+                "history_ttl",
+                "must be at least a millisecond and at most a year (31536000 seconds)",
+            );
+        }
         Ok(())
     }
 }
+
+/// The longest [`HubConfig::history_ttl`]: a year.
+const MAX_HISTORY_TTL: Duration = Duration::from_secs(365 * 24 * 3600);
 
 pub(crate) fn invalid(field: &'static str, why: &str) -> Result<(), Error> {
     Err(Error::InvalidConfig {

@@ -12,6 +12,7 @@
 //! its frame (the encoded message).
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use crate::core::channel::Channel;
 use crate::core::event_id::EventId;
@@ -34,6 +35,8 @@ pub(crate) struct History {
     newest_dropped: Option<EventId>,
     /// The newest ID published, or `known_since` before the first.
     newest: EventId,
+    /// Entries older than this many milliseconds are dropped.
+    ttl_ms: Option<u64>,
 }
 
 /// What a resuming subscriber is owed.
@@ -58,11 +61,41 @@ impl History {
             known_since,
             newest_dropped: None,
             newest: known_since,
+            ttl_ms: None,
         }
+    }
+
+    /// Keeps messages only while they are younger than `ttl`; an ID's
+    /// first part is its publish time in milliseconds, so its age needs no
+    /// clock of its own.
+    pub(crate) fn with_ttl(mut self, ttl: Option<Duration>) -> History {
+        self.ttl_ms = ttl.map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX));
+        self
+    }
+
+    /// Drops the messages that are too old at `now_ms` (Unix time in
+    /// milliseconds), oldest first; they count as dropped for a `gap`.
+    pub(crate) fn expire(&mut self, now_ms: u64) {
+        let Some(cutoff) = self.cutoff(now_ms) else {
+            return;
+        };
+        while let Some(entry) = self.entries.front()
+            && entry.id < cutoff
+        {
+            self.newest_dropped = self.newest_dropped.max(Some(entry.id));
+            self.entries.pop_front();
+        }
+    }
+
+    /// With a lifetime, the first ID young enough at `now_ms` to be kept.
+    pub(crate) fn cutoff(&self, now_ms: u64) -> Option<EventId> {
+        self.ttl_ms
+            .map(|ttl| EventId::new(now_ms.saturating_sub(ttl), 0))
     }
 
     /// Records a published message. IDs must arrive in increasing order.
     pub(crate) fn push(&mut self, id: EventId, channel: Option<Channel>, frame: Frame) {
+        self.expire(id.ms());
         self.newest = id;
         if self.capacity == 0 {
             self.newest_dropped = Some(id);
@@ -167,6 +200,27 @@ mod tests {
                     .unwrap()
             })
             .collect()
+    }
+
+    #[test]
+    fn messages_past_their_lifetime_are_dropped_and_count_for_a_gap() {
+        let at = |ms: u64, seq: u64| EventId::new(ms, seq);
+        let mut h = History::new(10, at(1000, 0)).with_ttl(Some(Duration::from_millis(100)));
+        h.push(at(1000, 1), None, frame(1));
+        h.push(at(1050, 0), None, frame(2));
+        h.push(at(1120, 0), None, frame(3));
+        // At 1120 the first (1000) is older than 100 ms; the second is not.
+        assert_eq!(h.len(), 2);
+        assert!(h.replay(at(1000, 0), &[]).gap);
+        assert!(!h.replay(at(1000, 1), &[]).gap);
+        h.expire(1200);
+        assert_eq!(h.len(), 1);
+        assert_eq!(h.oldest(), Some(at(1120, 0)));
+        assert_eq!(h.cutoff(1200), Some(at(1100, 0)));
+        h.expire(5000);
+        assert_eq!((h.len(), h.oldest()), (0, None));
+        assert!(h.replay(at(1050, 0), &[]).gap);
+        assert_eq!(History::new(10, START).cutoff(5000), None);
     }
 
     #[test]

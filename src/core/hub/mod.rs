@@ -451,7 +451,7 @@ impl Hub {
                     let mut frames = backfill.frames;
                     frames.append(&mut grant.replay.frames);
                     grant.replay.frames = frames;
-                    grant.replay.gap = backfill.gap;
+                    grant.replay.gap |= backfill.gap;
                     grant.replay.oldest = backfill.oldest.or(grant.replay.oldest);
                 }
                 Err(e) => {

@@ -200,7 +200,7 @@ impl HubThread {
             everyone: Members::default(),
             channels: HashMap::new(),
             subscribers: HashMap::new(),
-            history: History::new(config.history, start),
+            history: History::new(config.history, start).with_ttl(config.history_ttl),
             clock: IdClock::starting_at(start),
             // The standard library seeds every RandomState from the
             // operating system's random source.
@@ -493,6 +493,7 @@ impl HubThread {
         }
         let client = ClientId::new(self.run, self.next_client);
         self.next_client += 1;
+        self.history.expire(now_ms());
         let (mut replay, resume_point) = match request.resume {
             Some(after) => (self.history.replay(after, &request.channels), after),
             None => (
@@ -512,7 +513,17 @@ impl HubThread {
                     Some(oldest) => Until::Before(oldest),
                     None => Until::Through(self.history.newest()),
                 };
-                Some((after, until))
+                // Nothing older than the messages' lifetime is replayed
+                // from the log either; a resume from before it may have
+                // missed some (conservative, like any gap).
+                let from = match self.history.cutoff(now_ms()) {
+                    Some(cutoff) if after < cutoff => {
+                        replay.gap = true;
+                        cutoff
+                    }
+                    _ => after,
+                };
+                Some((from, until))
             }
             _ => None,
         };
@@ -571,7 +582,8 @@ impl HubThread {
     /// members (the first names in order among equals), none that `hide`
     /// matches. Keeps only `limit` candidates at a time, so a hub with a
     /// million channels answers with a small heap, not a copy of them all.
-    fn stats(&self, limit: usize, hide: &[Pattern]) -> Stats {
+    fn stats(&mut self, limit: usize, hide: &[Pattern]) -> Stats {
+        self.history.expire(now_ms());
         let mut top: BinaryHeap<(Reverse<usize>, &Channel)> = BinaryHeap::new();
         for (name, members) in &self.channels {
             if hide.iter().any(|pattern| pattern.matches(name)) {
