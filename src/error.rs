@@ -90,6 +90,9 @@ pub enum Error {
     /// Cluster mode: Redis cannot be reached, or did not answer in time;
     /// the text says what failed and whether anything was published.
     RedisUnavailable(String),
+    /// A publish with the same `Idempotency-Key` is still running; try
+    /// again shortly.
+    PublishInProgress,
 }
 
 impl fmt::Display for Error {
@@ -146,6 +149,9 @@ impl fmt::Display for Error {
             Error::HubStopped => f.write_str("the hub has stopped"),
             Error::ThreadDied(name) => write!(f, "internal thread `{name}` stopped unexpectedly"),
             Error::RedisUnavailable(why) => f.write_str(why),
+            Error::PublishInProgress => {
+                f.write_str("a publish with this Idempotency-Key is still in progress; try again")
+            }
         }
     }
 }
@@ -171,7 +177,8 @@ impl Error {
             Error::HubFull
             | Error::HubStopped
             | Error::ThreadDied(_)
-            | Error::RedisUnavailable(_) => 503,
+            | Error::RedisUnavailable(_)
+            | Error::PublishInProgress => 503,
             Error::CannotListen { .. }
             | Error::InvalidConfig { .. }
             | Error::SystemLimit { .. } => 500,

@@ -478,3 +478,35 @@ fn messages_older_than_history_ttl_are_not_replayed_from_redis_either() {
         assert_eq!(replay[0].id(), young[0]);
     }
 }
+
+/// An `Idempotency-Key` holds across the nodes of a cluster: a retry that
+/// reaches another node publishes nothing and gets the first reply.
+#[test]
+#[ignore = "needs redis-server: .ci/run installs it"]
+fn a_retry_on_another_node_with_the_same_idempotency_key_publishes_once() {
+    let redis = Redis::start();
+    let a = node(&redis, &[]);
+    let b = node(&redis, &[]);
+    let (mut on_b, _) = b.subscribe_ready("/events");
+    let send = |hub: &Hub, key: &str, message: &str| {
+        let body = json!({ "message": message }).to_string();
+        hub.request(
+            "POST",
+            "/broadcast",
+            &[("Idempotency-Key", key)],
+            body.as_bytes(),
+        )
+    };
+    let first = send(&a, "retry-1", "once");
+    assert_eq!(first.status, 200, "{}", first.text());
+    let retry = send(&b, "retry-1", "once");
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    assert_eq!(retry.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(retry.json()["id"], first.json()["id"]);
+    let other = send(&b, "retry-2", "twice");
+    assert_eq!(other.status, 200);
+    assert_eq!(data(&on_b.events(2)), ["once", "twice"]);
+    // Nothing else went into the stream.
+    let length = redis.command(&["XLEN", "sse-hub"]);
+    assert_eq!(length, ":2", "an integer reply of 2");
+}

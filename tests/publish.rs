@@ -391,3 +391,58 @@ fn a_trusted_origin_or_a_token_may_publish_cross_site() {
     let without = format!("{own}Origin: https://other.example\r\n");
     assert_eq!(publish_with_head(&hub, &without), 401);
 }
+
+/// `Idempotency-Key`: a retry with the same key publishes nothing and gets
+/// the first reply again, marked `Idempotent-Replayed: true`; another key
+/// publishes; a refused publish does not use up its key.
+#[test]
+fn a_retry_with_the_same_idempotency_key_publishes_once() {
+    let hub = Hub::start(&[]);
+    let mut client = ready(&hub);
+    let send = |key: &str, body: &str| {
+        hub.request(
+            "POST",
+            "/broadcast",
+            &[("Idempotency-Key", key)],
+            body.as_bytes(),
+        )
+    };
+    let first = send("order-42", r#"{"message":"charged"}"#);
+    assert_eq!(first.status, 200);
+    assert_eq!(first.header("Idempotent-Replayed"), None);
+    let retry = send("order-42", r#"{"message":"charged"}"#);
+    assert_eq!(retry.status, 200);
+    assert_eq!(retry.header("Idempotent-Replayed"), Some("true"));
+    assert_eq!(retry.text(), first.text(), "the first reply, as it was");
+    let other = send("order-43", r#"{"message":"another"}"#);
+    assert_eq!(other.status, 200);
+    assert_ne!(other.json()["id"], first.json()["id"]);
+
+    // A publish that was refused leaves its key free for the retry.
+    assert_eq!(
+        send("batch-1", r#"{"message":"x","chanel":"typo"}"#).status,
+        400
+    );
+    let fixed = send("batch-1", r#"[{"message":"b1"},{"message":"b2"}]"#);
+    assert_eq!(fixed.status, 200);
+    assert_eq!(fixed.header("Idempotent-Replayed"), None);
+    assert_eq!(send("batch-1", "[]").text(), fixed.text());
+
+    let got: Vec<String> = client.events(4).into_iter().map(|e| e.data).collect();
+    assert_eq!(got, ["charged", "another", "b1", "b2"]);
+    assert_eq!(hub.stats()["published"], 4);
+
+    // Keys are 1 to 128 visible ASCII characters, given once.
+    for bad in ["", "has space", &"k".repeat(129)] {
+        let reply = send(bad, r#"{"message":"never"}"#);
+        reply.assert_error(400, "Idempotency-Key must be", bad);
+    }
+    let twice = hub.request(
+        "POST",
+        "/broadcast",
+        &[("Idempotency-Key", "a"), ("Idempotency-Key", "b")],
+        br#"{"message":"never"}"#,
+    );
+    twice.assert_error(400, "given twice", "two keys");
+    assert_eq!(hub.stats()["published"], 4);
+}

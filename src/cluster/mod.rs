@@ -26,6 +26,8 @@ use crate::error::Error;
 #[cfg(feature = "cluster")]
 mod group;
 #[cfg(feature = "cluster")]
+pub(crate) mod keys;
+#[cfg(feature = "cluster")]
 mod reader;
 #[cfg(feature = "cluster")]
 mod stream;
@@ -198,6 +200,29 @@ mod running {
     }
 
     impl Redis {
+        /// The cluster's Redis and stream, checked; no connection yet.
+        pub(in crate::cluster) fn open(cluster: &ClusterConfig) -> Result<Redis, Error> {
+            cluster.validate()?;
+            let invalid = |e: RedisError| Error::InvalidConfig {
+                field: "redis",
+                why: e.to_string(),
+            };
+            // Every command is one write and waits for its answer: Nagle's
+            // delay would only add latency.
+            let info = cluster
+                .redis
+                .as_str()
+                .into_connection_info()
+                .map_err(invalid)?
+                .set_tcp_settings(TcpSettings::default().set_nodelay(true));
+            let client = redis::Client::open(info).map_err(invalid)?;
+            Ok(Redis {
+                addr: client.get_connection_info().addr().to_string(),
+                client,
+                key: cluster.stream.clone(),
+            })
+        }
+
         /// A new connection whose reads wait at most `read_timeout`.
         pub(in crate::cluster) fn connect(
             &self,
@@ -361,25 +386,7 @@ mod running {
         cluster: &ClusterConfig,
         on_end: impl FnOnce() + Send + 'static,
     ) -> Result<Hub, Error> {
-        cluster.validate()?;
-        let invalid = |e: RedisError| Error::InvalidConfig {
-            field: "redis",
-            why: e.to_string(),
-        };
-        // Every command is one write and waits for its answer: Nagle's
-        // delay would only add latency.
-        let info = cluster
-            .redis
-            .as_str()
-            .into_connection_info()
-            .map_err(invalid)?
-            .set_tcp_settings(TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info).map_err(invalid)?;
-        let redis = Arc::new(Redis {
-            addr: client.get_connection_info().addr().to_string(),
-            client,
-            key: cluster.stream.clone(),
-        });
+        let redis = Arc::new(Redis::open(cluster)?);
         let history = config.history;
         // The reader keeps the hub's figure of Redis's state current; it
         // starts down, until the first contact.

@@ -6,8 +6,10 @@
 //! unauthenticated client cannot make the server read a large body),
 //! declared size, body size as read, the body itself (`core/publish.rs`:
 //! UTF-8, JSON, fields, all or nothing for a batch), then whether the
-//! token covers every message's channel. Any failure answers
-//! `{"error": ...}` and publishes nothing.
+//! token covers every message's channel. With an `Idempotency-Key`, a
+//! repeat gets the first reply and publishes nothing
+//! (`idempotency.rs`). Any failure answers `{"error": ...}` and publishes
+//! nothing.
 
 use std::io;
 use std::sync::Arc;
@@ -16,6 +18,8 @@ use std::time::{Duration, Instant};
 use sse_hub_tiny_http::{Method, Request};
 
 use crate::core::publish::PublishBody;
+
+use super::idempotency::{Claim, check_key};
 
 use super::Context;
 use super::reply::Refusal;
@@ -31,6 +35,13 @@ pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
         request.stop_reading();
         return method_not_allowed(ctx, request, "POST, OPTIONS");
     }
+    let key = match idempotency_key(&request) {
+        Ok(key) => key,
+        Err(refusal) => {
+            request.stop_reading();
+            return ctx.replies.refuse(request, &refusal);
+        }
+    };
     let publisher = match ctx.access.check_publisher(&request) {
         Ok(publisher) => publisher,
         Err(refusal) => {
@@ -49,14 +60,63 @@ pub(super) fn publish(ctx: &Arc<Context>, mut request: Request) {
     let outcome = body.and_then(|body| {
         let body = PublishBody::parse(&body)?;
         publisher.check(body.messages())?;
-        Ok(body.publish(&ctx.hub)?)
+        let Some(key) = &key else {
+            return Ok(Answer::Now(body.publish(&ctx.hub)?.into_bytes()));
+        };
+        if let Claim::Replay(reply) = ctx.keys.claim(key)? {
+            return Ok(Answer::Before(reply));
+        }
+        match body.publish(&ctx.hub) {
+            Ok(reply) => {
+                ctx.keys.complete(key, reply.as_bytes());
+                Ok(Answer::Now(reply.into_bytes()))
+            }
+            Err(e) => {
+                ctx.keys.release(key);
+                Err(e.into())
+            }
+        }
     });
     match outcome {
-        Ok(reply) => ctx
+        Ok(Answer::Now(reply)) => ctx
             .replies
-            .send(request, 200, "application/json", reply.into_bytes(), &[]),
+            .send(request, 200, "application/json", reply, &[]),
+        Ok(Answer::Before(reply)) => ctx.replies.send(
+            request,
+            200,
+            "application/json",
+            reply,
+            &[("Idempotent-Replayed", "true")],
+        ),
         Err(refusal) => ctx.replies.refuse(request, &refusal),
     }
+}
+
+/// The reply to a publish.
+enum Answer {
+    /// Published now.
+    Now(Vec<u8>),
+    /// Published before, under the same `Idempotency-Key`: the first reply.
+    Before(Vec<u8>),
+}
+
+/// The request's `Idempotency-Key`, if it has one.
+fn idempotency_key(request: &Request) -> Result<Option<String>, Refusal> {
+    let mut values = request
+        .headers()
+        .iter()
+        .filter(|h| h.field.equiv("Idempotency-Key"))
+        .map(|h| h.value.as_str());
+    let Some(key) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Refusal::BadHeader(
+            "Idempotency-Key is given twice".to_owned(),
+        ));
+    }
+    check_key(key).map_err(Refusal::BadHeader)?;
+    Ok(Some(key.to_owned()))
 }
 
 /// Reads at most `limit` bytes of body, all of it within `timeout`: each

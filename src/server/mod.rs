@@ -45,6 +45,7 @@ pub mod capacity;
 pub(crate) mod config;
 mod events;
 mod hangup;
+pub(crate) mod idempotency;
 mod jwt;
 mod listener;
 mod reply;
@@ -86,6 +87,8 @@ pub(crate) struct Context {
     pub(crate) replies: Arc<Replies>,
     pub(crate) assets: Assets,
     pub(crate) hangups: Arc<HangUps>,
+    /// `Idempotency-Key`s of recent publishes.
+    pub(crate) keys: idempotency::Keys,
 }
 
 enum Signal {
@@ -226,7 +229,13 @@ impl Server {
         };
         #[cfg(not(feature = "tls"))]
         let tls_config = None;
+        let keys = match &config.cluster {
+            #[cfg(feature = "cluster")]
+            Some(cluster) => idempotency::Keys::Shared(idempotency::SharedKeys::new(cluster)?),
+            _ => idempotency::Keys::Local(idempotency::LocalKeys::default()),
+        };
         let ctx = Arc::new(Context {
+            keys,
             assets: Assets::new(config.static_dir.clone()),
             access,
             config,

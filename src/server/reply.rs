@@ -26,6 +26,9 @@ pub(crate) enum Refusal {
     Invalid(Error),
     /// A subscribe request came with a body.
     UnexpectedBody,
+    /// A header the route reads has a value it cannot take; the text says
+    /// which and why.
+    BadHeader(String),
     /// A publish body is larger than `--max-body`.
     BodyTooLarge { limit: usize },
     /// A publish body did not arrive in time.
@@ -51,7 +54,7 @@ impl Refusal {
     pub(crate) fn status(&self) -> u16 {
         match self {
             Refusal::Invalid(e) | Refusal::Unavailable(e) => e.status(),
-            Refusal::UnexpectedBody | Refusal::BodyUnreadable(_) => 400,
+            Refusal::UnexpectedBody | Refusal::BadHeader(_) | Refusal::BodyUnreadable(_) => 400,
             Refusal::Unauthorized(_) => 401,
             Refusal::Forbidden(_) | Refusal::CrossSite(_) => 403,
             Refusal::NotFound(_) => 404,
@@ -109,6 +112,7 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::Invalid(e) | Refusal::Unavailable(e) => e.fmt(f),
             Refusal::UnexpectedBody => f.write_str("a subscribe request takes no body"),
+            Refusal::BadHeader(why) => f.write_str(why),
             Refusal::BodyTooLarge { limit } => {
                 write!(f, "body is larger than the limit of {limit} bytes")
             }
