@@ -158,6 +158,7 @@ pub use crate::core::config::{HubConfig, MAX_DURATION};
 pub use crate::core::event_id::{self, EventId};
 pub use crate::core::metrics::{RedisState, Stats};
 pub use crate::core::publish::{MAX_BATCH_MESSAGES, PublishBody};
+pub use crate::core::socket::find_connection;
 pub use crate::core::sse::{self, Event, EventName, Frame};
 pub use crate::core::stream::{Ended, EventStream, Framing, StreamRequest};
 pub use crate::core::{Hub, Message, Published, PublishedBatch, ReceivedEvent, Subscription};

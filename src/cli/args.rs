@@ -204,6 +204,7 @@ impl Args {
                 max_clients: self.max_clients,
                 heartbeat: (self.heartbeat > 0).then(|| Duration::from_secs(self.heartbeat)),
                 retry: (self.retry > 0).then(|| Duration::from_millis(self.retry)),
+                write_timeout: Duration::from_secs(self.write_timeout),
             },
             max_body: self.max_body,
             publish_token: self.publish_token,

@@ -1,5 +1,6 @@
 //! The hub's settings, each with its one default: [`HubConfig`] (history,
-//! queues, client limit, and the heartbeat and `retry:` every stream gets),
+//! queues, client limit, the heartbeat and `retry:` every stream gets, and
+//! the write timeout of streams run on an application's sockets),
 //! and the checks every floor above shares for its own settings (a
 //! duration in range, a header value that is printable ASCII). Built once,
 //! by the application or the server's configuration, and passed down as
@@ -44,6 +45,11 @@ pub struct HubConfig {
     /// Reconnection delay sent as `retry:` at the start of every stream;
     /// `None` sends none.
     pub retry: Option<Duration>,
+    /// A write to a subscriber's socket that blocks this long fails, and the
+    /// stream ends: a subscriber that stops reading holds its thread no
+    /// longer. Set on the socket by `EventStream::run_on_socket` and
+    /// `EventStream::run_through`; a bare `EventStream::run` cannot set it.
+    pub write_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -54,6 +60,7 @@ impl Default for HubConfig {
             max_clients: 10_000,
             heartbeat: Some(Duration::from_secs(15)),
             retry: Some(Duration::from_millis(3000)),
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -77,6 +84,7 @@ impl HubConfig {
         if let Some(retry) = self.retry {
             check_duration("retry", retry)?;
         }
+        check_duration("write_timeout", self.write_timeout)?;
         Ok(())
     }
 }

@@ -44,7 +44,6 @@ mod broadcast;
 pub mod capacity;
 pub(crate) mod config;
 mod events;
-mod hangup;
 mod jwt;
 mod listener;
 mod reply;
@@ -59,12 +58,12 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{error, info, warn};
 
 use crate::core::Hub;
+use crate::core::hangup::HangUps;
 use crate::error::Error;
 use crate::server::config::Config;
 
 use access::Access;
 use assets::Assets;
-use hangup::HangUps;
 use reply::Replies;
 
 /// How long `run` waits for the hub to close every stream at shutdown; the
@@ -184,8 +183,7 @@ impl Server {
             })?,
             Some(cluster) => start_clustered(&config, cluster, hub_ended)?,
         };
-        let hangups =
-            Arc::new(HangUps::new(hub.clone()).map_err(|_| Error::ThreadDied("hang-up watcher"))?);
+        let hangups = Arc::new(HangUps::new().map_err(|_| Error::ThreadDied("hang-up watcher"))?);
         supervise("hang-up watcher", &signals.0, {
             let hangups = Arc::clone(&hangups);
             move || hangups.run()

@@ -22,7 +22,8 @@
 //! [`StreamRequest`] is what a subscriber asked for (channels, last event
 //! ID, HTTP framing, gzip); [`EventStream::open`] registers it with the
 //! hub, which can still refuse it (so the caller can still answer with an
-//! error); [`EventStream::run`] then writes the stream.
+//! error); [`EventStream::run_on_socket`] (or [`EventStream::run_through`],
+//! or [`EventStream::run`] on any writer) then writes the stream.
 
 mod http;
 mod request;
@@ -34,6 +35,8 @@ pub(crate) use http::{ALLOW_ORIGIN, RETRY_AFTER_SECS, closing_response};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -45,6 +48,7 @@ use crate::core::closed::Closed;
 use crate::core::command::{Grant, SubscribeRequest};
 use crate::core::event_id::EventId;
 use crate::core::gzip::Gzip;
+use crate::core::hangup::{HangUps, Watch};
 use crate::core::hub::Hub;
 use crate::core::metrics::Counters;
 use crate::core::queue::{Queue, Took};
@@ -178,10 +182,102 @@ impl EventStream {
         self.gzip.is_some()
     }
 
-    /// Writes the stream to `out` until it ends: the hub closes it (the
-    /// subscriber fell behind, its connection was seen to close, or the hub
-    /// stopped) or a write fails. Blocks the calling thread all that time;
-    /// the thread sleeps while there is nothing to write.
+    /// Writes the stream to `socket` until it ends, the way the built-in
+    /// server writes its own: the socket gets the hub's
+    /// [`write_timeout`](crate::HubConfig::write_timeout), so a subscriber
+    /// that stops reading is dropped and this thread freed within it, and
+    /// the hub's hang-up watcher watches the socket while the stream runs,
+    /// so a subscriber that closes its connection leaves the hub at once,
+    /// also while nothing is published. Bytes that arrive from the
+    /// subscriber while the stream runs (a request pipelined behind it) end
+    /// the stream too. Returns why it ended; the socket is yours again, its
+    /// write timeout still set.
+    ///
+    /// The watcher is one thread per hub, started with the first stream
+    /// run this way and ended when the hub stops. If it cannot start, that
+    /// is logged and streams run unwatched (see [`EventStream::run`]); the
+    /// write timeout still holds.
+    ///
+    /// # Example
+    ///
+    /// A subscriber that hangs up is gone without a write to notice it:
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use sse_hub::{Closed, Ended, EventStream, Hub, HubConfig, StreamRequest};
+    ///
+    /// let hub = Hub::start(HubConfig::default())?;
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let (socket, _) = listener.accept().unwrap();
+    ///
+    /// let stream = EventStream::open(&hub, StreamRequest::new())?;
+    /// let serving = std::thread::spawn(move || stream.run_on_socket(&socket));
+    /// drop(client); // the subscriber leaves
+    /// let ended = serving.join().unwrap();
+    /// assert!(matches!(ended, Ended::Closed(Closed::HungUp) | Ended::WriteFailed(_)));
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn run_on_socket(self, socket: &TcpStream) -> Ended {
+        self.run_through(socket, socket)
+    }
+
+    /// Like [`EventStream::run_on_socket`], writing through `out`, which
+    /// carries the stream to `socket`'s connection: the writer a framework
+    /// hands over after the response head (rouille's `Upgrade` hands over
+    /// a `Box<dyn ReadWrite>` with no socket in reach; see
+    /// [`find_connection`](crate::find_connection)), or a TLS stream on it.
+    /// `socket` gets the write timeout and is watched for hang-ups; the
+    /// stream is written to `out` only.
+    pub fn run_through(self, out: impl Write, socket: &TcpStream) -> Ended {
+        let client = self.grant.client;
+        if let Err(e) = socket.set_write_timeout(Some(self.hub.config().write_timeout)) {
+            warn!("client {client}: cannot set a write timeout on its socket: {e}");
+        }
+        let watch = self.hub.watcher().watch(socket.as_raw_fd(), &self.queue);
+        let ended = self.run(out);
+        // Before the caller can close the socket and its number be reused.
+        drop(watch);
+        ended
+    }
+
+    /// Watches `fd`, this stream's socket, with `hangups` until the guard
+    /// is dropped (the built-in server's own watcher).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn watch_with(&self, hangups: &Arc<HangUps>, fd: RawFd) -> io::Result<Watch> {
+        hangups.watch(fd, &self.queue)
+    }
+
+    /// Writes the stream to `out`, any writer, until it ends: the hub
+    /// closes it (the subscriber fell behind, or the hub stopped) or a
+    /// write fails. Blocks the calling thread all that time; the thread
+    /// sleeps while there is nothing to write.
+    ///
+    /// On a socket, prefer [`EventStream::run_on_socket`] or
+    /// [`EventStream::run_through`]. Here nothing watches the connection
+    /// and nothing bounds a write, so on a writer that has neither a
+    /// watcher nor a write timeout of its own:
+    ///
+    /// - a subscriber that hangs up is noticed only when a write to it
+    ///   fails. The kernel takes the first write after a hang-up and fails
+    ///   the next, so an idle stream learns of it up to two heartbeats
+    ///   later (about 30 s with the default 15 s heartbeat; never, with no
+    ///   heartbeat). Until then it counts as a client, in `/stats` and in
+    ///   publish replies, and holds this thread and its descriptor;
+    /// - a subscriber that stops reading is dropped by the hub when its
+    ///   queue fills, but this thread stays blocked in the write that filled
+    ///   the socket's buffer, with that buffer, until the operating system
+    ///   gives up on the connection (minutes, or never while the peer's
+    ///   kernel acknowledges).
+    ///
+    /// The writer must carry bytes out as they are written. A framework's
+    /// response body that it *reads* from you (a `Read` body through a pipe)
+    /// does not: its encoder buffers (rouille's and tiny_http's chunked
+    /// encoder, 8 KiB), so nothing reaches the subscriber until the buffer
+    /// fills, and a dead subscriber is never noticed, since heartbeats only
+    /// fill the buffer. Have the framework hand over the connection after
+    /// the response head instead, and write the body to it
+    /// ([`Framing::BodyOnly`] with [`EventStream::response_headers`]).
     pub fn run(mut self, out: impl Write) -> Ended {
         let client = self.grant.client;
         info!(

@@ -3,19 +3,29 @@
 //!
 //! A stream's thread spends its life writing or asleep; it would only learn
 //! that its client is gone when a write fails, which for an idle stream
-//! means the next heartbeat, seconds later. Meanwhile the client would count
-//! in `/stats` and in publish replies, and hold its thread and descriptor.
-//! So while a stream runs, its socket is registered here (`epoll`, one
-//! event per socket): a hang-up (the peer's FIN, a reset) or bytes arriving
-//! (a request pipelined behind the stream, which cannot be answered until
-//! the stream ends) make the watcher ask the hub to close that client's
-//! stream. The stream's thread then ends the body and returns.
+//! means the next heartbeat, seconds later (and with the kernel's buffers
+//! accepting the first write to a gone peer, the one after). Meanwhile the
+//! client would count in `/stats` and in publish replies, and hold its
+//! thread and descriptor. So while a stream runs, its socket is registered
+//! here (`epoll`, one event per socket): a hang-up (the peer's FIN, a
+//! reset) or bytes arriving (a request pipelined behind the stream, which
+//! cannot be answered until the stream ends) make the watcher close that
+//! stream's queue, as the hub does. The stream's thread wakes, ends the
+//! body, leaves the hub and returns.
 //!
 //! A socket is registered by [`HangUps::watch`] and taken out when the
 //! returned [`Watch`] is dropped, which the stream's thread does before its
 //! connection can close, so a descriptor number is never watched after it
 //! was reused. Each registration has its own token, so an event that was
 //! already on its way for an earlier registration names no one.
+//!
+//! The built-in server runs one watcher under its supervision. Every hub
+//! also owns one ([`Watcher`]), started on the first stream that an
+//! application runs on its own socket (`EventStream::run_on_socket`) and
+//! ended with the hub thread; it holds the streams' queues, never the hub,
+//! so it keeps nothing alive. If it cannot start, or dies, that is logged
+//! and later streams run unwatched: a hang-up is then noticed at a failed
+//! write, and the socket's write timeout still bounds a stalled reader.
 
 #![allow(unsafe_code)]
 
@@ -25,22 +35,21 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::core::Hub;
-use crate::core::client_id::ClientId;
 use crate::core::closed::Closed;
+use crate::core::queue::Queue;
 
-/// How often the watcher looks whether the server is stopping.
+/// How often the watcher looks whether it is to stop.
 const STOP_CHECK_MS: i32 = 500;
 
 /// Events taken from the kernel at once.
 const EVENTS: usize = 64;
 
-/// The watcher's state, shared by the streams that register with it.
+/// The watcher's state, shared by the streams that register with it: for
+/// each registration, the queue of the stream to close.
 pub(crate) struct HangUps {
-    hub: Hub,
     epoll: Epoll,
     next_token: AtomicU64,
-    watched: Mutex<HashMap<u64, ClientId>>,
+    watched: Mutex<HashMap<u64, Arc<Queue>>>,
     stopping: AtomicBool,
 }
 
@@ -59,10 +68,9 @@ impl Drop for Watch {
 }
 
 impl HangUps {
-    /// A watcher that closes streams of `hub`.
-    pub(crate) fn new(hub: Hub) -> io::Result<HangUps> {
+    /// A watcher, ready to [`run`](HangUps::run) on a thread of its own.
+    pub(crate) fn new() -> io::Result<HangUps> {
         Ok(HangUps {
-            hub,
             epoll: Epoll::new()?,
             next_token: AtomicU64::new(0),
             watched: Mutex::new(HashMap::new()),
@@ -70,11 +78,11 @@ impl HangUps {
         })
     }
 
-    /// Watches `fd`, the socket of `client`'s stream, until the returned
-    /// guard is dropped.
-    pub(crate) fn watch(self: &Arc<HangUps>, fd: RawFd, client: ClientId) -> io::Result<Watch> {
+    /// Watches `fd`, the socket of the stream that takes from `queue`,
+    /// until the returned guard is dropped.
+    pub(crate) fn watch(self: &Arc<HangUps>, fd: RawFd, queue: &Arc<Queue>) -> io::Result<Watch> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
-        self.lock().insert(token, client);
+        self.lock().insert(token, Arc::clone(queue));
         if let Err(e) = self.epoll.add(fd, token) {
             self.lock().remove(&token);
             return Err(e);
@@ -92,7 +100,8 @@ impl HangUps {
     }
 
     /// The watcher thread's body: until stopped, closes the stream of every
-    /// client whose socket hangs up or receives anything.
+    /// client whose socket hangs up or receives anything. Returns early only
+    /// if the kernel refuses to wait (logged).
     pub(crate) fn run(&self) {
         let mut events = [Event::default(); EVENTS];
         while !self.stopping.load(Ordering::Relaxed) {
@@ -105,8 +114,8 @@ impl HangUps {
                 }
             };
             for event in &events[..ready] {
-                let client = self.lock().get(&event.token).copied();
-                let Some(client) = client else {
+                let queue = self.lock().get(&event.token).cloned();
+                let Some(queue) = queue else {
                     continue; // that stream has ended already
                 };
                 let why = if event.hung_up {
@@ -114,13 +123,103 @@ impl HangUps {
                 } else {
                     Closed::Asked("a request was pipelined behind its stream")
                 };
-                self.hub.close_for(client, why);
+                // The stream's thread wakes, ends, and leaves the hub.
+                if let Some(thread) = queue.close(why) {
+                    thread.unpark();
+                }
             }
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<u64, ClientId>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<u64, Arc<Queue>>> {
         self.watched
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// A hub's own watcher, started on first use and ended with the hub.
+#[derive(Default)]
+pub(crate) struct Watcher {
+    state: Mutex<WatcherState>,
+}
+
+#[derive(Default)]
+enum WatcherState {
+    #[default]
+    NotStarted,
+    Running(Arc<HangUps>),
+    /// It could not start, or its thread ended on its own: streams run
+    /// unwatched from now on.
+    Failed,
+    /// The hub has stopped.
+    Stopped,
+}
+
+impl Watcher {
+    /// Watches `fd` for the stream that takes from `queue`, starting the
+    /// watcher thread if this is the first time. `None` if there is no
+    /// watcher (it failed, which was logged, or the hub has stopped).
+    pub(crate) fn watch(self: &Arc<Watcher>, fd: RawFd, queue: &Arc<Queue>) -> Option<Watch> {
+        let hangups = {
+            let mut state = self.lock();
+            if matches!(*state, WatcherState::NotStarted) {
+                *state = match self.start() {
+                    Ok(hangups) => WatcherState::Running(hangups),
+                    Err(e) => {
+                        log::error!("the hang-up watcher cannot start, streams run unwatched: {e}");
+                        WatcherState::Failed
+                    }
+                };
+            }
+            match &*state {
+                WatcherState::Running(hangups) => Arc::clone(hangups),
+                _ => return None,
+            }
+        };
+        hangups
+            .watch(fd, queue)
+            .map_err(|e| log::warn!("cannot watch a stream's connection: {e}"))
+            .ok()
+    }
+
+    /// Ends the watcher thread, if it runs; later streams run unwatched.
+    pub(crate) fn stop(&self) {
+        if let WatcherState::Running(hangups) =
+            std::mem::replace(&mut *self.lock(), WatcherState::Stopped)
+        {
+            hangups.stop();
+        }
+    }
+
+    fn start(self: &Arc<Watcher>) -> io::Result<Arc<HangUps>> {
+        /// Marks the watcher failed if its thread ends without being asked
+        /// to, also by a panic.
+        struct Supervisor(Arc<Watcher>);
+        impl Drop for Supervisor {
+            fn drop(&mut self) {
+                let mut state = self.0.lock();
+                if matches!(*state, WatcherState::Running(_)) {
+                    log::error!("the hang-up watcher ended; streams run unwatched from now on");
+                    *state = WatcherState::Failed;
+                }
+            }
+        }
+        let hangups = Arc::new(HangUps::new()?);
+        let (watcher, running) = (Arc::clone(self), Arc::clone(&hangups));
+        std::thread::Builder::new()
+            .name("sse-hub-hangups".into())
+            .spawn(move || {
+                // Made here, not before the spawn: if the spawn fails, the
+                // caller still holds the lock this would take.
+                let _supervisor = Supervisor(watcher);
+                running.run();
+            })?;
+        Ok(hangups)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, WatcherState> {
+        self.state
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
