@@ -38,7 +38,7 @@ use std::io::{self, Write};
 use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
@@ -235,7 +235,12 @@ impl EventStream {
             warn!("client {client}: cannot set a write timeout on its socket: {e}");
         }
         let watch = self.hub.watcher().watch(socket.as_raw_fd(), &self.queue);
-        let ended = self.run(out);
+        let timeout = self.hub.config().write_timeout;
+        let ended = self.run(Bounded {
+            out,
+            timeout,
+            held_since: None,
+        });
         // Before the caller can close the socket and its number be reused.
         drop(watch);
         ended
@@ -352,6 +357,12 @@ impl EventStream {
         loop {
             let next_heartbeat = heartbeat.map(|every| last_write + every);
             match self.queue.next_batch(&mut taken, next_heartbeat) {
+                Took::Events(_) if self.queue.dropped_slow() => {
+                    // The backlog of a reader that could not keep up would
+                    // only hold this thread; it resumes from history.
+                    taken.clear();
+                    continue;
+                }
                 Took::Events(events) => {
                     for frame in taken.drain(..) {
                         body.push(&frame)?;
@@ -467,6 +478,39 @@ impl EventStream {
             }
         }
         out
+    }
+}
+
+/// A writer whose `write_all` fails once it has been held up for `timeout`.
+/// The socket's own timeout bounds each system call; but a reader that
+/// takes a few bytes now and then makes each call return some progress, and
+/// would keep one batch's `write_all` going for as long as it liked.
+struct Bounded<W> {
+    out: W,
+    timeout: Duration,
+    /// When the write that has not gone through whole yet began.
+    held_since: Option<Instant>,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let now = Instant::now();
+        if self
+            .held_since
+            .is_some_and(|since| now.duration_since(since) >= self.timeout)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took too long to take one write",
+            ));
+        }
+        let written = self.out.write(buf)?;
+        self.held_since = (written < buf.len()).then(|| self.held_since.unwrap_or(now));
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -725,6 +769,58 @@ mod tests {
         let heartbeats = &writes[2..writes.len() - 1];
         assert!(!heartbeats.is_empty());
         assert!(heartbeats.iter().all(|w| w == b"c\r\n: heartbeat\n\r\n"));
+    }
+
+    #[test]
+    fn a_stream_dropped_as_slow_writes_none_of_its_backlog() {
+        let hub = hub(HubConfig {
+            queue: 2,
+            ..HubConfig::default()
+        });
+        let request = StreamRequest::new().framing(Framing::BodyOnly);
+        let stream = EventStream::open(&hub, request).unwrap();
+        for n in 0..3 {
+            hub.publish(&Event::new(n.to_string()), None).unwrap();
+        }
+        let mut out = Vec::new();
+        let ended = stream.run(&mut out);
+        assert!(matches!(ended, Ended::Closed(Closed::Slow)), "{ended}");
+        let events = Parser::new().feed(&out);
+        assert_eq!(events.len(), 1, "the opening alone");
+    }
+
+    /// Takes one byte a call, like a reader that takes a few now and then.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.extend(buf.first());
+            Ok(buf.len().min(1))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_held_up_past_the_timeout_fails_though_each_call_gets_somewhere() {
+        let mut patient = Bounded {
+            out: Trickle(Vec::new()),
+            timeout: Duration::from_secs(60),
+            held_since: None,
+        };
+        patient.write_all(b"abc").unwrap();
+        let mut hasty = Bounded {
+            out: Trickle(Vec::new()),
+            timeout: Duration::ZERO,
+            held_since: None,
+        };
+        let e = hasty.write_all(b"abc").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(hasty.out.0, b"a");
+        // A write that goes through whole starts afresh.
+        hasty.held_since = None;
+        hasty.write_all(b"d").unwrap();
     }
 
     #[test]
