@@ -404,8 +404,8 @@ impl Hub {
         let _ = self.commands.send(Command::Shutdown);
     }
 
-    /// Ends one client's stream, as if its queue had overflowed: it gets
-    /// what is queued for it, then the end of the stream.
+    /// Ends one client's stream: it gets what is queued for it, then the
+    /// end of the stream.
     pub fn close(&self, client: ClientId, why: &'static str) {
         self.close_for(client, Closed::Asked(why));
     }

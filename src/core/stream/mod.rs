@@ -11,8 +11,10 @@
 //! queued and writes the lot as one batch (one HTTP chunk, one `write`, one
 //! flush), so a burst costs one system call, not one per event. If nothing
 //! arrives for a heartbeat interval it writes a keep-alive comment instead.
-//! When the hub closes the queue (slow client, hang-up, shutdown) it writes
-//! what is left, ends the body and returns.
+//! When the hub closes the queue (hang-up, shutdown, the application's
+//! call) it writes what is left, ends the body and returns; a subscriber
+//! dropped for falling behind gets none of what is left, only the end, and
+//! catches up from history when it resumes.
 //!
 //! A stream offered gzip, whose client accepts it, is compressed batch by
 //! batch with its own compressor (`gzip.rs`): each batch is compressed and
