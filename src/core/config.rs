@@ -47,8 +47,11 @@ pub struct HubConfig {
     pub retry: Option<Duration>,
     /// A write to a subscriber's socket that blocks this long fails, and the
     /// stream ends: a subscriber that stops reading holds its thread no
-    /// longer. Set on the socket by `EventStream::run_on_socket` and
-    /// `EventStream::run_through`; a bare `EventStream::run` cannot set it.
+    /// longer. Set on the socket by
+    /// [`EventStream::run_on_socket`](crate::EventStream::run_on_socket) and
+    /// [`EventStream::run_through`](crate::EventStream::run_through); a bare
+    /// [`EventStream::run`](crate::EventStream::run) on a writer cannot set
+    /// it. Default 10 s, like the server's `--write-timeout`.
     pub write_timeout: Duration,
 }
 
