@@ -10,7 +10,9 @@
 //! own header fields) and hands over the connection, and the stream writes
 //! its body there, event by event, until it ends. The body is
 //! close-delimited: rouille sends neither `Content-Length` nor chunking
-//! with an upgrade, and the connection closes when the stream ends.
+//! with an upgrade, and the connection closes when the stream ends. (Its
+//! head also says `Connection: upgrade` and an empty `Upgrade:`, which
+//! clients ignore on a `200`.)
 //!
 //! ```sh
 //! cargo run --example embed_rouille -- 127.0.0.1:3000
