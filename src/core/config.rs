@@ -128,4 +128,19 @@ mod tests {
     fn defaults_are_valid() {
         HubConfig::default().validate().unwrap();
     }
+
+    #[test]
+    fn a_write_timeout_of_zero_is_named() {
+        let config = HubConfig {
+            write_timeout: Duration::ZERO,
+            ..HubConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(Error::InvalidConfig {
+                field: "write_timeout",
+                ..
+            })
+        ));
+    }
 }
