@@ -8,9 +8,10 @@
 //! client would count in `/stats` and in publish replies, and hold its
 //! thread and descriptor. So while a stream runs, its socket is registered
 //! here (`epoll`, one event per socket): a hang-up (the peer's FIN, a
-//! reset) or bytes arriving (a request pipelined behind the stream, which
-//! cannot be answered until the stream ends) make the watcher close that
-//! stream's queue, as the hub does. The stream's thread wakes, ends the
+//! reset) makes the watcher close that stream's queue, as the hub does. On
+//! the server's own connections, so do bytes arriving (a request pipelined
+//! behind the stream, which cannot be answered until the stream ends); on
+//! an application's sockets, what the client sends is the application's. The stream's thread wakes, ends the
 //! body, leaves the hub and returns.
 //!
 //! A socket is registered by [`HangUps::watch`] and taken out when the
@@ -48,6 +49,9 @@ const EVENTS: usize = 64;
 /// each registration, the queue of the stream to close.
 pub(crate) struct HangUps {
     epoll: Epoll,
+    /// Bytes from the client end its stream too (the server's own
+    /// connections, whose next request it would otherwise never answer).
+    input_ends_stream: bool,
     next_token: AtomicU64,
     watched: Mutex<HashMap<u64, Arc<Queue>>>,
     stopping: AtomicBool,
@@ -68,10 +72,25 @@ impl Drop for Watch {
 }
 
 impl HangUps {
-    /// A watcher, ready to [`run`](HangUps::run) on a thread of its own.
+    /// The server's watcher, ready to [`run`](HangUps::run) on a thread of
+    /// its own: a hang-up ends a stream, and so does a request pipelined
+    /// behind it.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     pub(crate) fn new() -> io::Result<HangUps> {
+        HangUps::with(true)
+    }
+
+    /// A watcher for an application's sockets: only a hang-up ends a
+    /// stream. What the client sends is the application's to read; it may
+    /// even be the rest of the request the stream answers.
+    pub(crate) fn hang_ups_only() -> io::Result<HangUps> {
+        HangUps::with(false)
+    }
+
+    fn with(input_ends_stream: bool) -> io::Result<HangUps> {
         Ok(HangUps {
             epoll: Epoll::new()?,
+            input_ends_stream,
             next_token: AtomicU64::new(0),
             watched: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
@@ -83,7 +102,7 @@ impl HangUps {
     pub(crate) fn watch(self: &Arc<HangUps>, fd: RawFd, queue: &Arc<Queue>) -> io::Result<Watch> {
         let token = self.next_token.fetch_add(1, Ordering::Relaxed);
         self.lock().insert(token, Arc::clone(queue));
-        if let Err(e) = self.epoll.add(fd, token) {
+        if let Err(e) = self.epoll.add(fd, token, self.input_ends_stream) {
             self.lock().remove(&token);
             return Err(e);
         }
@@ -205,7 +224,7 @@ impl Watcher {
                 }
             }
         }
-        let hangups = Arc::new(HangUps::new()?);
+        let hangups = Arc::new(HangUps::hang_ups_only()?);
         let (watcher, running) = (Arc::clone(self), Arc::clone(&hangups));
         std::thread::Builder::new()
             .name("sse-hub-hangups".into())
@@ -259,10 +278,12 @@ mod linux {
             Ok(Epoll(unsafe { OwnedFd::from_raw_fd(fd) }))
         }
 
-        /// Reports `fd` once, when its peer hangs up or sends bytes.
-        pub(super) fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        /// Reports `fd` once, when its peer hangs up, or with `input` when
+        /// it sends bytes. (A reset or an error is always reported.)
+        pub(super) fn add(&self, fd: RawFd, token: u64, input: bool) -> io::Result<()> {
+            let input = if input { libc::EPOLLIN } else { 0 };
             let mut event = libc::epoll_event {
-                events: (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
+                events: (input | libc::EPOLLRDHUP | libc::EPOLLONESHOT) as u32,
                 u64: token,
             };
             // SAFETY: `event` is a valid epoll_event for the call's duration.
@@ -321,7 +342,7 @@ impl Epoll {
         Ok(Epoll)
     }
 
-    fn add(&self, _fd: RawFd, _token: u64) -> io::Result<()> {
+    fn add(&self, _fd: RawFd, _token: u64, _input: bool) -> io::Result<()> {
         Ok(())
     }
 

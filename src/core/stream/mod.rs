@@ -190,10 +190,10 @@ impl EventStream {
     /// that stops reading is dropped and this thread freed within it, and
     /// the hub's hang-up watcher watches the socket while the stream runs,
     /// so a subscriber that closes its connection leaves the hub at once,
-    /// also while nothing is published. Bytes that arrive from the
-    /// subscriber while the stream runs (a request pipelined behind it) end
-    /// the stream too. Returns why it ended; the socket is yours again, its
-    /// write timeout still set.
+    /// also while nothing is published. Only a hang-up ends the stream:
+    /// bytes the subscriber sends stay unread, for the application. Returns
+    /// why it ended; the socket is yours again, its write timeout still
+    /// set.
     ///
     /// The watcher is one thread per hub, started with the first stream
     /// run this way and ended when the hub stops. If it cannot start, that
