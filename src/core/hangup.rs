@@ -1,5 +1,6 @@
 //! The hang-up watcher: one thread that sees at once when a subscriber's
-//! connection closes, or when a client sends anything more on it.
+//! connection closes (and, on the server's own connections, when a client
+//! sends anything more on it).
 //!
 //! A stream's thread spends its life writing or asleep; it would only learn
 //! that its client is gone when a write fails, which for an idle stream
@@ -11,8 +12,8 @@
 //! reset) makes the watcher close that stream's queue, as the hub does. On
 //! the server's own connections, so do bytes arriving (a request pipelined
 //! behind the stream, which cannot be answered until the stream ends); on
-//! an application's sockets, what the client sends is the application's. The stream's thread wakes, ends the
-//! body, leaves the hub and returns.
+//! an application's sockets, what the client sends is the application's.
+//! The stream's thread wakes, ends the body, leaves the hub and returns.
 //!
 //! A socket is registered by [`HangUps::watch`] and taken out when the
 //! returned [`Watch`] is dropped, which the stream's thread does before its
@@ -119,8 +120,9 @@ impl HangUps {
     }
 
     /// The watcher thread's body: until stopped, closes the stream of every
-    /// client whose socket hangs up or receives anything. Returns early only
-    /// if the kernel refuses to wait (logged).
+    /// client whose socket hangs up (or, if input ends streams, receives
+    /// anything). Returns early only if the kernel refuses to wait
+    /// (logged).
     pub(crate) fn run(&self) {
         let mut events = [Event::default(); EVENTS];
         while !self.stopping.load(Ordering::Relaxed) {
