@@ -1,41 +1,51 @@
 //! An application with its own HTTP server, the published tiny_http, and
-//! its own routes, that adds the hub's two routes to them: `GET /events`
-//! streams exactly what sse-hub's server would, and `POST /broadcast`
-//! publishes, with a bearer token, a body limit and the CORS header. Its own
-//! code publishes too (every `/` visit is announced).
+//! its own routes, that adds the hub's routes to them: `GET /events`
+//! streams exactly what sse-hub's server would, `POST /broadcast`
+//! publishes, with a bearer token, a body limit and the CORS header, and
+//! `GET /stats` shows the hub. Its own code publishes too (every `/` visit
+//! is announced).
+//!
+//! tiny_http hands over the connection as a writer with no socket in
+//! reach, so the stream finds its socket by its two addresses
+//! (`sse_hub::find_connection`) and runs with `run_through`: the socket
+//! gets the write timeout and is watched for hang-ups, as in sse-hub's own
+//! server.
 //!
 //! ```sh
-//! PUBLISH_TOKEN=secret cargo run --example embed_tiny_http -- 127.0.0.1:8080
-//! curl -N http://127.0.0.1:8080/events
-//! curl -H 'Authorization: Bearer secret' -d '{"message": "hi"}' http://127.0.0.1:8080/broadcast
-//! curl http://127.0.0.1:8080/
+//! PUBLISH_TOKEN=secret cargo run --example embed_tiny_http -- 127.0.0.1:3000
+//! curl -N http://127.0.0.1:3000/events
+//! curl -H 'Authorization: Bearer secret' -d '{"message": "hi"}' http://127.0.0.1:3000/broadcast
+//! curl http://127.0.0.1:3000/
 //! ```
 
 use std::io::Read;
 use std::thread;
 
-use sse_hub::{Error, Event, EventStream, Framing, Hub, HubConfig, PublishBody, StreamRequest};
+use sse_hub::{
+    Error, Event, EventStream, Framing, Hub, HubConfig, PublishBody, StreamRequest, find_connection,
+};
 use tiny_http::{Header, Method, Request, Response, Server};
 
 const MAX_BODY: u64 = 64 * 1024;
 const ORIGIN: &str = "*";
 
 fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:8080".into());
+    let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:3000".into());
     let server = Server::http(addr)?;
     let hub = Hub::start(HubConfig::default())?;
     let token = std::env::var("PUBLISH_TOKEN").ok();
+    let port = server.server_addr().to_ip().map_or(0, |addr| addr.port());
     eprintln!("listening on http://{}", server.server_addr());
 
     for request in server.incoming_requests() {
         let (hub, token) = (hub.clone(), token.clone());
         // A stream lasts as long as its client: every request gets a thread.
-        thread::spawn(move || handle(&hub, token.as_deref(), request));
+        thread::spawn(move || handle(&hub, token.as_deref(), port, request));
     }
     Ok(())
 }
 
-fn handle(hub: &Hub, token: Option<&str>, mut request: Request) {
+fn handle(hub: &Hub, token: Option<&str>, port: u16, mut request: Request) {
     let url = request.url().to_owned();
     let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     match (request.method(), path) {
@@ -53,13 +63,26 @@ fn handle(hub: &Hub, token: Option<&str>, mut request: Request) {
                     _ => wanted,
                 })
                 .and_then(|wanted| EventStream::open(hub, wanted));
-            match stream {
-                // The stream writes its own head; tiny_http hands over the
-                // connection.
-                Ok(stream) => drop(stream.run(request.into_writer())),
-                Err(e) => error(request, &e),
+            let stream = match stream {
+                Ok(stream) => stream,
+                Err(e) => return error(request, &e),
+            };
+            let socket = request
+                .remote_addr()
+                .map(|peer| find_connection(port, *peer));
+            // The stream writes its own head; tiny_http hands over the
+            // connection.
+            let out = request.into_writer();
+            match socket {
+                Some(Ok(socket)) => drop(stream.run_through(out, &socket)),
+                // Not on Linux: unwatched, no write timeout (see `run`).
+                _ => drop(stream.run(out)),
             }
         }
+        (Method::Get, "/stats") => match hub.stats() {
+            Ok(stats) => json(request, 200, &serde_json::json!(stats).to_string()),
+            Err(e) => error(request, &e),
+        },
         (Method::Post, "/broadcast") => {
             let bearer = header(&request, "Authorization");
             if token.is_some_and(|t| bearer.as_deref() != Some(&format!("Bearer {t}"))) {
@@ -87,22 +110,26 @@ fn header(request: &Request, name: &'static str) -> Option<String> {
     Some(header.value.as_str().to_owned())
 }
 
+/// The error's own status, with `Retry-After` where one applies.
 fn error(request: Request, error: &Error) {
-    let status = match error {
-        Error::HubFull | Error::HubStopped => 503,
-        _ => 400,
-    };
-    json(
-        request,
-        status,
-        &serde_json::json!({ "error": error.to_string() }).to_string(),
-    );
+    let mut response = response(error.status(), &error.to_json());
+    if let Some(secs) = error.retry_after() {
+        response.add_header(header_field("Retry-After", &secs.to_string()));
+    }
+    let _ = request.respond(response);
 }
 
 fn json(request: Request, status: u16, body: &str) {
-    let response = Response::from_string(body)
+    let _ = request.respond(response(status, body));
+}
+
+fn response(status: u16, json: &str) -> Response<std::io::Cursor<Vec<u8>>> {
+    Response::from_string(json)
         .with_status_code(status)
-        .with_header(Header::from_bytes("Content-Type", "application/json").expect("valid"))
-        .with_header(Header::from_bytes("Access-Control-Allow-Origin", ORIGIN).expect("valid"));
-    let _ = request.respond(response);
+        .with_header(header_field("Content-Type", "application/json"))
+        .with_header(header_field("Access-Control-Allow-Origin", ORIGIN))
+}
+
+fn header_field(name: &str, value: &str) -> Header {
+    Header::from_bytes(name, value).expect("a valid header field")
 }

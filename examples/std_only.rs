@@ -1,13 +1,15 @@
 //! A complete SSE hub on a plain `std::net::TcpListener`: one thread per
 //! connection, HTTP read by hand, the hub from sse-hub. `GET /events`
-//! streams, `POST /broadcast` publishes. (A client that leaves is noticed
-//! at the next write to it, a heartbeat at the latest; sse-hub's own server
-//! also watches each socket to notice at once.)
+//! streams, `POST /broadcast` publishes, `GET /stats` shows the hub. Each
+//! stream runs on its socket with `run_on_socket`, as sse-hub's own server
+//! runs it: a client that leaves is gone at once, and one that stops
+//! reading is dropped within the write timeout.
 //!
 //! ```sh
 //! cargo run --example std_only -- 127.0.0.1:3000
 //! curl -N http://127.0.0.1:3000/events
 //! curl -d '{"message": "hello"}' http://127.0.0.1:3000/broadcast
+//! curl http://127.0.0.1:3000/stats
 //! ```
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -15,6 +17,8 @@ use std::net::{TcpListener, TcpStream};
 use std::thread;
 
 use sse_hub::{Error, EventStream, Hub, HubConfig, PublishBody, StreamRequest};
+
+const MAX_BODY: usize = 64 * 1024;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr = std::env::args().nth(1).unwrap_or("127.0.0.1:3000".into());
@@ -51,20 +55,21 @@ fn serve(hub: &Hub, mut connection: TcpStream) -> io::Result<()> {
         if let Some((name, value)) = line.split_once(':') {
             match name.trim().to_ascii_lowercase().as_str() {
                 "last-event-id" => last_event_id = Some(value.trim().to_owned()),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
+                "content-length" => length = value.trim().parse().unwrap_or(usize::MAX),
                 _ => {}
             }
         }
     }
 
-    let outcome = match (method, path) {
+    let outcome: Result<Option<String>, Error> = match (method, path) {
         ("GET", "/events") => StreamRequest::from_query(query, last_event_id.as_deref())
             .and_then(|request| EventStream::open(hub, request))
             // Head, `connection` event, replay, then live events and
             // heartbeats until the client leaves or the hub stops.
-            .map(|stream| drop(stream.run(&connection)))
+            .map(|stream| drop(stream.run_on_socket(&connection)))
             .map(|()| None),
-        ("POST", "/broadcast") if length <= 65_536 => {
+        ("GET", "/stats") => hub.stats().map(|stats| Some(json(&stats))),
+        ("POST", "/broadcast") if length <= MAX_BODY => {
             let mut body = vec![0; length];
             reader.read_exact(&mut body)?;
             PublishBody::parse(&body).and_then(|body| body.publish(hub).map(Some))
@@ -75,15 +80,14 @@ fn serve(hub: &Hub, mut connection: TcpStream) -> io::Result<()> {
     match outcome {
         Ok(None) => Ok(()),
         Ok(Some(json)) => reply(&mut connection, "200 OK", &json),
-        Err(e) => {
-            let status = match e {
-                Error::HubFull | Error::HubStopped => "503 Service Unavailable",
-                _ => "400 Bad Request",
-            };
-            let json = serde_json::json!({ "error": e.to_string() });
-            reply(&mut connection, status, &json.to_string())
-        }
+        // The error's own status, `Retry-After` where one applies, and the
+        // JSON body.
+        Err(e) => connection.write_all(&e.to_http_response(None)),
     }
+}
+
+fn json(value: &impl serde::Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 fn reply(connection: &mut TcpStream, status: &str, json: &str) -> io::Result<()> {

@@ -58,9 +58,18 @@
 //!
 //! # Serving streams from your own server
 //!
-//! Hand the connection's writer and the request's query and
+//! Hand the connection's socket and the request's query and
 //! `Last-Event-ID` over, and the stream is the same one `GET /events`
-//! serves. Here on a plain [`TcpListener`](std::net::TcpListener):
+//! serves, watched the same way: [`EventStream::run_on_socket`] gives the
+//! socket the hub's [write timeout](HubConfig::write_timeout) and has the
+//! hub's hang-up watcher see at once when the subscriber leaves.
+//! [`EventStream::run_through`] does the same when the bytes go through a
+//! framework's writer (with [`find_connection`] for a framework that hands
+//! over the connection without its socket), and [`EventStream::run`] takes
+//! any writer, with neither. A framework's `Read` response body cannot
+//! carry a stream live (see [`EventStream::run`]): hand over the connection
+//! after the head instead ([`Framing::BodyOnly`]). Here on a plain
+//! [`TcpListener`](std::net::TcpListener):
 //!
 //! ```
 //! use std::io::{BufRead, BufReader, Write};
@@ -77,7 +86,7 @@
 //!     // (A real server reads the request line and headers here.)
 //!     let request = StreamRequest::from_query("channel=news", None).unwrap();
 //!     if let Ok(stream) = EventStream::open(&server_hub, request) {
-//!         stream.run(socket);
+//!         stream.run_on_socket(&socket);
 //!     }
 //! });
 //!
@@ -158,6 +167,7 @@ pub use crate::core::config::{HubConfig, MAX_DURATION};
 pub use crate::core::event_id::{self, EventId};
 pub use crate::core::metrics::{RedisState, Stats};
 pub use crate::core::publish::{MAX_BATCH_MESSAGES, PublishBody};
+pub use crate::core::socket::find_connection;
 pub use crate::core::sse::{self, Event, EventName, Frame};
 pub use crate::core::stream::{Ended, EventStream, Framing, StreamRequest};
 pub use crate::core::{Hub, Message, Published, PublishedBatch, ReceivedEvent, Subscription};

@@ -857,8 +857,9 @@ fn a_subscriber_that_stops_reading_is_dropped_and_no_one_waits_for_it() {
     );
     published.pop();
 
-    // The slow one, once it reads again, gets what was queued for it, in
-    // order, and then its stream ends.
+    // The slow one, once it reads again, gets what its socket already held,
+    // in order (what was still queued was dropped with it: it catches up
+    // from history when it resumes), and then its stream ends.
     let mut slow = slow;
     let slow_ids: Vec<String> = slow
         .read_to_end()

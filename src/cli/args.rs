@@ -110,7 +110,7 @@ pub(crate) struct Args {
 
     /// A write to a client that blocks this long drops the client
     #[arg(long, env = "SSE_HUB_WRITE_TIMEOUT", value_name = "SECS",
-          default_value_t = defaults().write_timeout.as_secs(),
+          default_value_t = defaults().hub.write_timeout.as_secs(),
           allow_negative_numbers = true, value_parser = whole_number)]
     write_timeout: u64,
 
@@ -238,6 +238,7 @@ impl Args {
                 heartbeat: (self.heartbeat > 0).then(|| Duration::from_secs(self.heartbeat)),
                 retry: (self.retry > 0).then(|| Duration::from_millis(self.retry)),
                 history_ttl: (self.history_ttl > 0).then(|| Duration::from_secs(self.history_ttl)),
+                write_timeout: Duration::from_secs(self.write_timeout),
             },
             max_body: self.max_body,
             publish_token: self.publish_token,
@@ -246,7 +247,6 @@ impl Args {
             private: self.private,
             cors_origin: self.cors_origin,
             static_dir: self.static_dir,
-            write_timeout: Duration::from_secs(self.write_timeout),
             body_timeout: Duration::from_secs(self.body_timeout),
             idle_timeout: Duration::from_secs(self.idle_timeout),
             header_timeout: Duration::from_secs(self.header_timeout),

@@ -1,5 +1,6 @@
 //! The hub's settings, each with its one default: [`HubConfig`] (history,
-//! queues, client limit, and the heartbeat and `retry:` every stream gets),
+//! queues, client limit, the heartbeat and `retry:` every stream gets, and
+//! the write timeout of streams run on an application's sockets),
 //! and the checks every floor above shares for its own settings (a
 //! duration in range, a header value that is printable ASCII). Built once,
 //! by the application or the server's configuration, and passed down as
@@ -48,6 +49,14 @@ pub struct HubConfig {
     /// before them gets a `gap`, as if `history` had pushed them out.
     /// `None` keeps them until `history` does. At most a year.
     pub history_ttl: Option<Duration>,
+    /// A write to a subscriber's socket that blocks this long fails, and the
+    /// stream ends: a subscriber that stops reading holds its thread no
+    /// longer. Set on the socket by
+    /// [`EventStream::run_on_socket`](crate::EventStream::run_on_socket) and
+    /// [`EventStream::run_through`](crate::EventStream::run_through); a bare
+    /// [`EventStream::run`](crate::EventStream::run) on a writer cannot set
+    /// it. Default 10 s, like the server's `--write-timeout`.
+    pub write_timeout: Duration,
 }
 
 impl Default for HubConfig {
@@ -59,6 +68,7 @@ impl Default for HubConfig {
             heartbeat: Some(Duration::from_secs(15)),
             retry: Some(Duration::from_millis(3000)),
             history_ttl: None,
+            write_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -90,6 +100,7 @@ impl HubConfig {
                 "must be at least a millisecond and at most a year (31536000 seconds)",
             );
         }
+        check_duration("write_timeout", self.write_timeout)?;
         Ok(())
     }
 }
@@ -132,5 +143,20 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         HubConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_write_timeout_of_zero_is_named() {
+        let config = HubConfig {
+            write_timeout: Duration::ZERO,
+            ..HubConfig::default()
+        };
+        assert!(matches!(
+            config.validate(),
+            Err(Error::InvalidConfig {
+                field: "write_timeout",
+                ..
+            })
+        ));
     }
 }

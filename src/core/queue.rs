@@ -119,6 +119,13 @@ impl Queue {
         state.sleeper.take()
     }
 
+    /// True once the hub has dropped this subscriber for falling behind
+    /// (taker side): what is still queued is not worth writing, since the
+    /// subscriber resumes from history.
+    pub(crate) fn dropped_slow(&self) -> bool {
+        self.lock().closed == Some(Closed::Slow)
+    }
+
     /// Moves everything queued into `into`, which must be empty (taker
     /// side).
     pub(crate) fn take(&self, into: &mut VecDeque<Frame>) -> Took {

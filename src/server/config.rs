@@ -31,7 +31,8 @@ use super::tls::TlsFiles;
 pub struct Config {
     /// Address to listen on; port 0 picks a free port.
     pub listen: SocketAddr,
-    /// The hub behind the server.
+    /// The hub behind the server. Its `write_timeout` bounds every write
+    /// to a subscriber of this server too (`--write-timeout`).
     pub hub: HubConfig,
     /// Largest `/broadcast` body, in bytes.
     pub max_body: usize,
@@ -53,9 +54,6 @@ pub struct Config {
     pub cors_origin: String,
     /// Serve the web client from this folder instead of the built-in copy.
     pub static_dir: Option<PathBuf>,
-    /// How long one write to a subscriber may block before the subscriber is
-    /// dropped (a client that stopped reading).
-    pub write_timeout: Duration,
     /// How long a `/broadcast` body may take to arrive.
     pub body_timeout: Duration,
     /// How long a connection may send nothing while a request is expected
@@ -94,7 +92,6 @@ impl Default for Config {
             private: Vec::new(),
             cors_origin: "*".to_owned(),
             static_dir: None,
-            write_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             header_timeout: Duration::from_secs(10),
@@ -138,7 +135,6 @@ impl Config {
         {
             return invalid("static_dir", &format!("{} is not a folder", dir.display()));
         }
-        check_duration("write_timeout", self.write_timeout)?;
         check_duration("body_timeout", self.body_timeout)?;
         check_duration("idle_timeout", self.idle_timeout)?;
         check_duration("header_timeout", self.header_timeout)?;

@@ -5,7 +5,7 @@
 //! header (400 if they are bad), check the token a private channel needs
 //! (`access.rs`: 401 or 403), register the subscriber with the hub (503
 //! if the hub is full), then write the whole stream (`core/stream/`)
-//! until it ends, while the hang-up watcher (`hangup.rs`) watches the
+//! until it ends, while the hang-up watcher (`core/hangup.rs`) watches the
 //! socket. When the stream ends the thread goes back to the connection: a
 //! request that was pipelined behind the stream is answered next.
 
@@ -63,8 +63,8 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
     };
     let client = stream.client();
     let _watch = request.socket_fd().and_then(|fd| {
-        ctx.hangups
-            .watch(fd, client)
+        stream
+            .watch_with(&ctx.hangups, fd)
             .map_err(|e| warn!("client {client}: cannot watch its connection: {e}"))
             .ok()
     });

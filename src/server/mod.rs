@@ -44,7 +44,6 @@ mod broadcast;
 pub mod capacity;
 pub(crate) mod config;
 mod events;
-mod hangup;
 pub(crate) mod idempotency;
 mod jwt;
 mod listener;
@@ -62,12 +61,12 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{error, info, warn};
 
 use crate::core::Hub;
+use crate::core::hangup::HangUps;
 use crate::error::Error;
 use crate::server::config::Config;
 
 use access::Access;
 use assets::Assets;
-use hangup::HangUps;
 use reply::Replies;
 
 /// How long `run` waits for the hub to close every stream at shutdown; the
@@ -187,7 +186,7 @@ impl Server {
             source,
         };
         let listener =
-            listener::bind(config.listen, config.write_timeout).map_err(cannot_listen)?;
+            listener::bind(config.listen, config.hub.write_timeout).map_err(cannot_listen)?;
         let local_addr = listener.local_addr().map_err(cannot_listen)?;
         let replies = Arc::new(Replies::new(&config.cors_origin)?);
 
@@ -199,8 +198,7 @@ impl Server {
             })?,
             Some(cluster) => start_clustered(&config, cluster, hub_ended)?,
         };
-        let hangups =
-            Arc::new(HangUps::new(hub.clone()).map_err(|_| Error::ThreadDied("hang-up watcher"))?);
+        let hangups = Arc::new(HangUps::new().map_err(|_| Error::ThreadDied("hang-up watcher"))?);
         supervise("hang-up watcher", &signals.0, {
             let hangups = Arc::clone(&hangups);
             move || hangups.run()

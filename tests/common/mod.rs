@@ -332,10 +332,22 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-/// Where `cargo test` put the example `name`, beside the binary.
+/// Where `cargo test` put the example `name`, beside the binary; built
+/// here if it is missing (`cargo test --test examples` alone does not build
+/// examples). An example that is there but older than its source is not
+/// rebuilt: run `cargo build --examples` after changing one.
 pub fn example_path(name: &str) -> std::path::PathBuf {
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_sse-hub"));
-    binary.with_file_name("examples").join(name)
+    let path = binary.with_file_name("examples").join(name);
+    if !path.exists() {
+        let built = Command::new(env!("CARGO"))
+            .args(["build", "--example", name])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .expect("run cargo");
+        assert!(built.success(), "cargo build --example {name}");
+    }
+    path
 }
 
 fn wait_with_guard(child: &mut Child) -> ExitStatus {

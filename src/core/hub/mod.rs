@@ -23,6 +23,7 @@ use crate::core::closed::Closed;
 use crate::core::command::{Command, Grant, Outgoing, Receipt, SubscribeRequest};
 use crate::core::config::HubConfig;
 use crate::core::event_id::EventId;
+use crate::core::hangup::Watcher;
 use crate::core::hub::thread::HubThread;
 use crate::core::metrics::{Counters, Stats};
 use crate::core::queue::Queue;
@@ -129,6 +130,10 @@ pub struct Hub {
     run: u64,
     /// Numbers this run's clustered publishes.
     tickets: Arc<AtomicU64>,
+    /// Watches the sockets of streams run on an application's own sockets
+    /// (`EventStream::run_on_socket`); its thread starts with the first
+    /// such stream and ends with the hub thread.
+    watcher: Arc<Watcher>,
 }
 
 impl Hub {
@@ -163,7 +168,14 @@ impl Hub {
         config.validate()?;
         let (hub, commands) = HubThread::new(&config, Arc::clone(&counters), upstream.is_some());
         let run = hub.run_tag();
-        let on_end = OnEnd(Some(on_end));
+        let watcher = Arc::new(Watcher::default());
+        let on_end = OnEnd(Some({
+            let watcher = Arc::clone(&watcher);
+            move || {
+                watcher.stop();
+                on_end();
+            }
+        }));
         std::thread::Builder::new()
             .name("sse-hub".into())
             .spawn(move || {
@@ -178,6 +190,7 @@ impl Hub {
             upstream,
             run,
             tickets: Arc::new(AtomicU64::new(1)),
+            watcher,
         })
     }
 
@@ -426,8 +439,8 @@ impl Hub {
         let _ = self.commands.send(Command::Shutdown);
     }
 
-    /// Ends one client's stream, as if its queue had overflowed: it gets
-    /// what is queued for it, then the end of the stream.
+    /// Ends one client's stream: it gets what is queued for it, then the
+    /// end of the stream.
     pub fn close(&self, client: ClientId, why: &'static str) {
         self.close_for(client, Closed::Asked(why));
     }
@@ -473,6 +486,11 @@ impl Hub {
 
     pub(crate) fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The hub's hang-up watcher.
+    pub(crate) fn watcher(&self) -> &Arc<Watcher> {
+        &self.watcher
     }
 
     fn send(&self, command: Command) -> Result<(), Error> {

@@ -11,8 +11,10 @@
 //! queued and writes the lot as one batch (one HTTP chunk, one `write`, one
 //! flush), so a burst costs one system call, not one per event. If nothing
 //! arrives for a heartbeat interval it writes a keep-alive comment instead.
-//! When the hub closes the queue (slow client, hang-up, shutdown) it writes
-//! what is left, ends the body and returns.
+//! When the hub closes the queue (hang-up, shutdown, the application's
+//! call) it writes what is left, ends the body and returns; a subscriber
+//! dropped for falling behind gets none of what is left, only the end, and
+//! catches up from history when it resumes.
 //!
 //! A stream offered gzip, whose client accepts it, is compressed batch by
 //! batch with its own compressor (`gzip.rs`): each batch is compressed and
@@ -22,7 +24,8 @@
 //! [`StreamRequest`] is what a subscriber asked for (channels, last event
 //! ID, HTTP framing, gzip); [`EventStream::open`] registers it with the
 //! hub, which can still refuse it (so the caller can still answer with an
-//! error); [`EventStream::run`] then writes the stream.
+//! error); [`EventStream::run_on_socket`] (or [`EventStream::run_through`],
+//! or [`EventStream::run`] on any writer) then writes the stream.
 
 mod http;
 mod request;
@@ -34,8 +37,10 @@ pub(crate) use http::{ALLOW_ORIGIN, RETRY_AFTER_SECS, closing_response};
 use std::collections::VecDeque;
 use std::fmt;
 use std::io::{self, Write};
+use std::net::TcpStream;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use log::{info, warn};
 
@@ -45,6 +50,7 @@ use crate::core::closed::Closed;
 use crate::core::command::{Grant, SubscribeRequest};
 use crate::core::event_id::EventId;
 use crate::core::gzip::Gzip;
+use crate::core::hangup::{HangUps, Watch};
 use crate::core::hub::Hub;
 use crate::core::metrics::Counters;
 use crate::core::queue::{Queue, Took};
@@ -178,10 +184,107 @@ impl EventStream {
         self.gzip.is_some()
     }
 
-    /// Writes the stream to `out` until it ends: the hub closes it (the
-    /// subscriber fell behind, its connection was seen to close, or the hub
-    /// stopped) or a write fails. Blocks the calling thread all that time;
-    /// the thread sleeps while there is nothing to write.
+    /// Writes the stream to `socket` until it ends, the way the built-in
+    /// server writes its own: the socket gets the hub's
+    /// [`write_timeout`](crate::HubConfig::write_timeout), so a subscriber
+    /// that stops reading is dropped and this thread freed within it, and
+    /// the hub's hang-up watcher watches the socket while the stream runs,
+    /// so a subscriber that closes its connection leaves the hub at once,
+    /// also while nothing is published. Only a hang-up ends the stream:
+    /// bytes the subscriber sends stay unread, for the application. Returns
+    /// why it ended; the socket is yours again, its write timeout still
+    /// set.
+    ///
+    /// The watcher is one thread per hub, started with the first stream
+    /// run this way and ended when the hub stops. If it cannot start, that
+    /// is logged and streams run unwatched (see [`EventStream::run`]); the
+    /// write timeout still holds.
+    ///
+    /// # Example
+    ///
+    /// A subscriber that hangs up is gone without a write to notice it:
+    ///
+    /// ```
+    /// use std::net::{TcpListener, TcpStream};
+    /// use sse_hub::{Closed, Ended, EventStream, Hub, HubConfig, StreamRequest};
+    ///
+    /// let hub = Hub::start(HubConfig::default())?;
+    /// let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    /// let (socket, _) = listener.accept().unwrap();
+    ///
+    /// let stream = EventStream::open(&hub, StreamRequest::new())?;
+    /// let serving = std::thread::spawn(move || stream.run_on_socket(&socket));
+    /// drop(client); // the subscriber leaves
+    /// let ended = serving.join().unwrap();
+    /// assert!(matches!(ended, Ended::Closed(Closed::HungUp) | Ended::WriteFailed(_)));
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn run_on_socket(self, socket: &TcpStream) -> Ended {
+        self.run_through(socket, socket)
+    }
+
+    /// Like [`EventStream::run_on_socket`], writing through `out`, which
+    /// carries the stream to `socket`'s connection: the writer a framework
+    /// hands over after the response head (rouille's `Upgrade` hands over
+    /// a `Box<dyn ReadWrite>` with no socket in reach; see
+    /// [`find_connection`](crate::find_connection)), or a TLS stream on it.
+    /// `socket` gets the write timeout and is watched for hang-ups; the
+    /// stream is written to `out` only.
+    pub fn run_through(self, out: impl Write, socket: &TcpStream) -> Ended {
+        let client = self.grant.client;
+        if let Err(e) = socket.set_write_timeout(Some(self.hub.config().write_timeout)) {
+            warn!("client {client}: cannot set a write timeout on its socket: {e}");
+        }
+        let watch = self.hub.watcher().watch(socket.as_raw_fd(), &self.queue);
+        let timeout = self.hub.config().write_timeout;
+        let ended = self.run(Bounded {
+            out,
+            timeout,
+            held_since: None,
+        });
+        // Before the caller can close the socket and its number be reused.
+        drop(watch);
+        ended
+    }
+
+    /// Watches `fd`, this stream's socket, with `hangups` until the guard
+    /// is dropped (the built-in server's own watcher).
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn watch_with(&self, hangups: &Arc<HangUps>, fd: RawFd) -> io::Result<Watch> {
+        hangups.watch(fd, &self.queue)
+    }
+
+    /// Writes the stream to `out`, any writer, until it ends: the hub
+    /// closes it (the subscriber fell behind, or the hub stopped) or a
+    /// write fails. Blocks the calling thread all that time; the thread
+    /// sleeps while there is nothing to write.
+    ///
+    /// On a socket, prefer [`EventStream::run_on_socket`] or
+    /// [`EventStream::run_through`]. Here nothing watches the connection
+    /// and nothing bounds a write, so on a writer that has neither a
+    /// watcher nor a write timeout of its own:
+    ///
+    /// - a subscriber that hangs up is noticed only when a write to it
+    ///   fails. The kernel takes the first write after a hang-up and fails
+    ///   the next, so an idle stream learns of it up to two heartbeats
+    ///   later (about 30 s with the default 15 s heartbeat; never, with no
+    ///   heartbeat). Until then it counts as a client, in `/stats` and in
+    ///   publish replies, and holds this thread and its descriptor;
+    /// - a subscriber that stops reading is dropped by the hub when its
+    ///   queue fills, but this thread stays blocked in the write that filled
+    ///   the socket's buffer, with that buffer, until the operating system
+    ///   gives up on the connection (minutes, or never while the peer's
+    ///   kernel acknowledges).
+    ///
+    /// The writer must carry bytes out as they are written. A framework's
+    /// response body that it *reads* from you (a `Read` body through a pipe)
+    /// does not: its encoder buffers (rouille's and tiny_http's chunked
+    /// encoder, 8 KiB), so nothing reaches the subscriber until the buffer
+    /// fills, and a dead subscriber is never noticed, since heartbeats only
+    /// fill the buffer. Have the framework hand over the connection after
+    /// the response head instead, and write the body to it
+    /// ([`Framing::BodyOnly`] with [`EventStream::response_headers`]).
     pub fn run(mut self, out: impl Write) -> Ended {
         let client = self.grant.client;
         info!(
@@ -256,6 +359,12 @@ impl EventStream {
         loop {
             let next_heartbeat = heartbeat.map(|every| last_write + every);
             match self.queue.next_batch(&mut taken, next_heartbeat) {
+                Took::Events(_) if self.queue.dropped_slow() => {
+                    // The backlog of a reader that could not keep up would
+                    // only hold this thread; it resumes from history.
+                    taken.clear();
+                    continue;
+                }
                 Took::Events(events) => {
                     for frame in taken.drain(..) {
                         body.push(&frame)?;
@@ -371,6 +480,39 @@ impl EventStream {
             }
         }
         out
+    }
+}
+
+/// A writer whose `write_all` fails once it has been held up for `timeout`.
+/// The socket's own timeout bounds each system call; but a reader that
+/// takes a few bytes now and then makes each call return some progress, and
+/// would keep one batch's `write_all` going for as long as it liked.
+struct Bounded<W> {
+    out: W,
+    timeout: Duration,
+    /// When the write that has not gone through whole yet began.
+    held_since: Option<Instant>,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let now = Instant::now();
+        if self
+            .held_since
+            .is_some_and(|since| now.duration_since(since) >= self.timeout)
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the client took too long to take one write",
+            ));
+        }
+        let written = self.out.write(buf)?;
+        self.held_since = (written < buf.len()).then(|| self.held_since.unwrap_or(now));
+        Ok(written)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 }
 
@@ -629,6 +771,58 @@ mod tests {
         let heartbeats = &writes[2..writes.len() - 1];
         assert!(!heartbeats.is_empty());
         assert!(heartbeats.iter().all(|w| w == b"c\r\n: heartbeat\n\r\n"));
+    }
+
+    #[test]
+    fn a_stream_dropped_as_slow_writes_none_of_its_backlog() {
+        let hub = hub(HubConfig {
+            queue: 2,
+            ..HubConfig::default()
+        });
+        let request = StreamRequest::new().framing(Framing::BodyOnly);
+        let stream = EventStream::open(&hub, request).unwrap();
+        for n in 0..3 {
+            hub.publish(&Event::new(n.to_string()), None).unwrap();
+        }
+        let mut out = Vec::new();
+        let ended = stream.run(&mut out);
+        assert!(matches!(ended, Ended::Closed(Closed::Slow)), "{ended}");
+        let events = Parser::new().feed(&out);
+        assert_eq!(events.len(), 1, "the opening alone");
+    }
+
+    /// Takes one byte a call, like a reader that takes a few now and then.
+    struct Trickle(Vec<u8>);
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.extend(buf.first());
+            Ok(buf.len().min(1))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_write_held_up_past_the_timeout_fails_though_each_call_gets_somewhere() {
+        let mut patient = Bounded {
+            out: Trickle(Vec::new()),
+            timeout: Duration::from_secs(60),
+            held_since: None,
+        };
+        patient.write_all(b"abc").unwrap();
+        let mut hasty = Bounded {
+            out: Trickle(Vec::new()),
+            timeout: Duration::ZERO,
+            held_since: None,
+        };
+        let e = hasty.write_all(b"abc").unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(hasty.out.0, b"a");
+        // A write that goes through whole starts afresh.
+        hasty.held_since = None;
+        hasty.write_all(b"d").unwrap();
     }
 
     #[test]

@@ -20,7 +20,15 @@ pub enum Framing {
     /// that ends when the connection closes.
     CloseDelimited,
     /// No head and no framing: only the events. For an HTTP server that
-    /// writes the head and frames the body itself.
+    /// writes the head and frames the body itself (chunked, or
+    /// close-delimited as after rouille's `Upgrade`). The head carries every
+    /// field of [`EventStream::response_headers`](super::EventStream::response_headers)
+    /// (content type, no caching, no proxy buffering, CORS, and `Vary` and
+    /// `Content-Encoding` for gzip), asked for after the stream is opened.
+    ///
+    /// The body must reach the subscriber as it is written: hand the
+    /// connection over after the head, not a `Read` body the server copies
+    /// through its own buffer (see [`EventStream::run`](super::EventStream::run)).
     BodyOnly,
 }
 
