@@ -93,6 +93,9 @@ pub enum Error {
     /// A publish with the same `Idempotency-Key` is still running; try
     /// again shortly.
     PublishInProgress,
+    /// The auth callback's backend did not give a usable answer; the text
+    /// says what happened. The subscriber may try again.
+    AuthUnavailable(String),
 }
 
 impl fmt::Display for Error {
@@ -149,6 +152,7 @@ impl fmt::Display for Error {
             Error::HubStopped => f.write_str("the hub has stopped"),
             Error::ThreadDied(name) => write!(f, "internal thread `{name}` stopped unexpectedly"),
             Error::RedisUnavailable(why) => f.write_str(why),
+            Error::AuthUnavailable(why) => write!(f, "{why}; try again later"),
             Error::PublishInProgress => {
                 f.write_str("a publish with this Idempotency-Key is still in progress; try again")
             }
@@ -178,7 +182,8 @@ impl Error {
             | Error::HubStopped
             | Error::ThreadDied(_)
             | Error::RedisUnavailable(_)
-            | Error::PublishInProgress => 503,
+            | Error::PublishInProgress
+            | Error::AuthUnavailable(_) => 503,
             Error::CannotListen { .. }
             | Error::InvalidConfig { .. }
             | Error::SystemLimit { .. } => 500,

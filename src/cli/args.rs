@@ -179,6 +179,12 @@ pub(crate) struct Args {
           value_delimiter = ',', value_parser = pattern)]
     private: Vec<Pattern>,
 
+    /// Ask this backend whether a subscriber without a covering token may
+    /// join the private channels it asked for (GET with its Cookie and
+    /// Authorization; 2 s to answer, else 503)
+    #[arg(long, env = "SSE_HUB_AUTH_URL", value_name = "URL")]
+    auth_url: Option<String>,
+
     /// Serve HTTPS only, with the certificate chain in this PEM file (the
     /// server's own certificate first, as certbot's fullchain.pem); needs
     /// --tls-key. SIGHUP reads both files again
@@ -245,6 +251,7 @@ impl Args {
             jwt_secret: self.jwt_secret,
             jwt_public_key: self.jwt_public_key,
             private: self.private,
+            auth_url: self.auth_url,
             cors_origin: self.cors_origin,
             static_dir: self.static_dir,
             body_timeout: Duration::from_secs(self.body_timeout),

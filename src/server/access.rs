@@ -41,6 +41,8 @@ pub use crate::core::channel::Pattern;
 use crate::error::Error;
 use crate::server::config::Config;
 
+#[cfg(feature = "auth")]
+use super::auth_callback::AuthCallback;
 use super::jwt::Keys;
 #[cfg(feature = "jwt")]
 pub use super::jwt::mint_hs256;
@@ -136,6 +138,11 @@ pub(crate) struct Access {
     trusted_origin: Option<String>,
     /// The hub serves HTTPS itself: its own origin is `https://`.
     serves_tls: bool,
+    /// `--auth-url`: the application's backend decides who may join.
+    #[cfg(feature = "auth")]
+    callback: Option<AuthCallback>,
+    #[cfg(not(feature = "auth"))]
+    callback: Option<std::convert::Infallible>,
 }
 
 /// Who is publishing, known before the body is read.
@@ -165,6 +172,14 @@ impl Access {
             serves_tls: config.tls.is_some(),
             #[cfg(not(feature = "tls"))]
             serves_tls: false,
+            #[cfg(feature = "auth")]
+            callback: config
+                .auth_url
+                .as_deref()
+                .map(AuthCallback::new)
+                .transpose()?,
+            #[cfg(not(feature = "auth"))]
+            callback: None,
         })
     }
 
@@ -177,26 +192,40 @@ impl Access {
     }
 
     /// Checks a subscriber who asked for `channels`: a private one needs a
-    /// valid token that covers it; public channels and the global stream
-    /// need nothing, and a token sent along with them is not even read.
+    /// valid token that covers it, or (with `--auth-url`) the application's
+    /// yes; public channels and the global stream need nothing, and a token
+    /// sent along with them is not even read. Returns who the subscriber
+    /// is, if the token (`sub`) or the application said.
     pub(crate) fn check_subscriber(
         &self,
         request: &Request,
         channels: &[Channel],
-    ) -> Result<(), Refusal> {
-        let mut private = channels.iter().filter(|c| self.is_private(c)).peekable();
-        let Some(first) = private.peek() else {
-            return Ok(());
+    ) -> Result<Option<String>, Refusal> {
+        let private: Vec<&Channel> = channels.iter().filter(|c| self.is_private(c)).collect();
+        let Some(first) = private.first() else {
+            return Ok(None);
         };
-        let Some(token) = subscriber_token(request) else {
-            return Err(Refusal::Unauthorized(TokenFault::NoneToSubscribe(
+        let by_token = match subscriber_token(request) {
+            None => Err(Refusal::Unauthorized(TokenFault::NoneToSubscribe(
                 (*first).clone(),
-            )));
+            ))),
+            Some(token) => self.verify(&token).and_then(|(grants, user)| {
+                match private.iter().find(|c| !grants.may_subscribe(c)) {
+                    Some(channel) => Err(Refusal::Forbidden(NotCovered::Subscribe(
+                        (*channel).clone(),
+                    ))),
+                    None => Ok(user),
+                }
+            }),
         };
-        let grants = self.verify(&token)?;
-        match private.find(|c| !grants.may_subscribe(c)) {
-            Some(channel) => Err(Refusal::Forbidden(NotCovered::Subscribe(channel.clone()))),
-            None => Ok(()),
+        // A valid token that covers the channels needs no call; without
+        // one, the application decides (its session cookie, or its own
+        // kind of Authorization header).
+        match (&self.callback, by_token) {
+            (_, Ok(user)) => Ok(user),
+            #[cfg(feature = "auth")]
+            (Some(callback), Err(_)) => callback.ask(request, &private),
+            (_, Err(refusal)) => Err(refusal),
         }
     }
 
@@ -227,11 +256,11 @@ impl Access {
             return Err(Refusal::Unauthorized(TokenFault::NotThePublishToken));
         }
         let token = bearer.ok_or(Refusal::Unauthorized(TokenFault::NoneToPublish))?;
-        Ok(Publisher::Holder(self.verify(token)?))
+        Ok(Publisher::Holder(self.verify(token)?.0))
     }
 
     /// What a token allows, if the hub can verify it.
-    fn verify(&self, token: &str) -> Result<Grants, Refusal> {
+    fn verify(&self, token: &str) -> Result<(Grants, Option<String>), Refusal> {
         let invalid = |why| Refusal::Unauthorized(TokenFault::Invalid(why));
         match &self.keys {
             Some(keys) => keys.verify(token).map_err(invalid),
@@ -484,7 +513,7 @@ mod tests {
             publish: vec![pattern("*")],
         };
         let token = mint_hs256(secret.as_bytes(), &grants, Duration::from_secs(60)).unwrap();
-        assert_eq!(access.verify(&token).unwrap(), grants);
+        assert_eq!(access.verify(&token).unwrap(), (grants.clone(), None));
 
         let other = mint_hs256(&[b'x'; 32], &grants, Duration::from_secs(60)).unwrap();
         assert!(matches!(

@@ -48,8 +48,15 @@ pub struct Config {
     /// Ed25519 key. Read when the server starts.
     pub jwt_public_key: Option<PathBuf>,
     /// Channels that need a token to join ([`Pattern`]s, such as
-    /// `user:*`). Needs `jwt_secret` or `jwt_public_key`.
+    /// `user:*`), or the application's yes through `auth_url`. Needs
+    /// `jwt_secret`, `jwt_public_key` or `auth_url`.
     pub private: Vec<Pattern>,
+    /// Ask this backend (`GET`, with the subscriber's `Cookie` and
+    /// `Authorization`) whether a subscriber without a covering token may
+    /// join the private channels it asked for (SPEC "Auth callback").
+    #[cfg(feature = "auth")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "auth")))]
+    pub auth_url: Option<String>,
     /// `Access-Control-Allow-Origin` on every response.
     pub cors_origin: String,
     /// Serve the web client from this folder instead of the built-in copy.
@@ -90,6 +97,8 @@ impl Default for Config {
             jwt_secret: None,
             jwt_public_key: None,
             private: Vec::new(),
+            #[cfg(feature = "auth")]
+            auth_url: None,
             cors_origin: "*".to_owned(),
             static_dir: None,
             body_timeout: Duration::from_secs(10),
@@ -123,11 +132,26 @@ impl Config {
         if let Some(secret) = &self.jwt_secret {
             check_secret(secret.as_bytes())?;
         }
-        if !self.private.is_empty() && self.jwt_secret.is_none() && self.jwt_public_key.is_none() {
+        #[cfg(feature = "auth")]
+        if self.auth_url.is_some() && self.private.is_empty() {
+            return invalid(
+                "auth_url",
+                "needs --private patterns: the backend is asked about private channels only",
+            );
+        }
+        #[cfg(feature = "auth")]
+        let asks_backend = self.auth_url.is_some();
+        #[cfg(not(feature = "auth"))]
+        let asks_backend = false;
+        if !self.private.is_empty()
+            && self.jwt_secret.is_none()
+            && self.jwt_public_key.is_none()
+            && !asks_backend
+        {
             return invalid(
                 "private",
-                "needs a key to check tokens with, a JWT secret or public key: \
-                 without one, nobody could join those channels",
+                "needs a key to check tokens with (a JWT secret or public key) or an \
+                 --auth-url to ask: without one, nobody could join those channels",
             );
         }
         if let Some(dir) = &self.static_dir

@@ -54,9 +54,10 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
     } else {
         wanted
     };
-    if let Err(refusal) = ctx.access.check_subscriber(&request, wanted.channels()) {
-        return ctx.replies.refuse(request, &refusal);
-    }
+    let wanted = match ctx.access.check_subscriber(&request, wanted.channels()) {
+        Ok(user) => wanted.user(user),
+        Err(refusal) => return ctx.replies.refuse(request, &refusal),
+    };
     let stream = match EventStream::open(&ctx.hub, wanted) {
         Ok(stream) => stream,
         Err(e) => return refuse(ctx, request, &e),

@@ -94,7 +94,11 @@ mod with_jwt {
 
         /// What a token allows, if it verifies; else why not, in words that
         /// never quote it.
-        pub(crate) fn verify(&self, token: &str) -> Result<Grants, Cow<'static, str>> {
+        /// The token's grants and its subject (`sub`), if it verifies.
+        pub(crate) fn verify(
+            &self,
+            token: &str,
+        ) -> Result<(Grants, Option<String>), Cow<'static, str>> {
             // A header that names an algorithm the library does not know,
             // such as `none`, fails here.
             let header = jsonwebtoken::decode_header(token).map_err(|_| {
@@ -119,7 +123,7 @@ mod with_jwt {
                     ))
                 })?;
             jsonwebtoken::decode::<Claims>(token, &verifier.key, &verifier.validation)
-                .map(|data| data.claims.grants)
+                .map(|data| (data.claims.grants, data.claims.sub))
                 .map_err(|e| why_invalid(e.kind()))
         }
 
@@ -149,6 +153,8 @@ mod with_jwt {
     struct Claims {
         #[serde(rename = "sse-hub", default)]
         grants: Grants,
+        /// Who the holder is: the user presence shows.
+        sub: Option<String>,
     }
 
     /// Mints a token signed with `secret` (HS256) that allows `grants` for
@@ -325,7 +331,10 @@ mod without_jwt {
             })
         }
 
-        pub(crate) fn verify(&self, _token: &str) -> Result<Grants, Cow<'static, str>> {
+        pub(crate) fn verify(
+            &self,
+            _token: &str,
+        ) -> Result<(Grants, Option<String>), Cow<'static, str>> {
             match *self {}
         }
     }

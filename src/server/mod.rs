@@ -40,6 +40,8 @@
 
 pub mod access;
 mod assets;
+#[cfg(feature = "auth")]
+mod auth_callback;
 mod broadcast;
 pub mod capacity;
 pub(crate) mod config;

@@ -42,6 +42,8 @@ pub(crate) enum Refusal {
     /// A publish from a browser page on another site (its `Origin`), with
     /// no token configured.
     CrossSite(String),
+    /// The auth callback's backend answered 401 or 403.
+    DeniedByBackend(u16),
     /// No route or web client file has this path.
     NotFound(String),
     /// The method is not one the route takes.
@@ -57,6 +59,7 @@ impl Refusal {
             Refusal::UnexpectedBody | Refusal::BadHeader(_) | Refusal::BodyUnreadable(_) => 400,
             Refusal::Unauthorized(_) => 401,
             Refusal::Forbidden(_) | Refusal::CrossSite(_) => 403,
+            Refusal::DeniedByBackend(status) => *status,
             Refusal::NotFound(_) => 404,
             Refusal::MethodNotAllowed { .. } => 405,
             Refusal::BodyTimedOut => 408,
@@ -133,6 +136,12 @@ impl fmt::Display for Refusal {
                 ),
                 TokenFault::Invalid(why) => write!(f, "bad token: {why}"),
             },
+            Refusal::DeniedByBackend(401) => f.write_str(
+                "the application did not recognise this subscriber: sign in first",
+            ),
+            Refusal::DeniedByBackend(_) => {
+                f.write_str("the application does not let this subscriber join these channels")
+            }
             Refusal::CrossSite(origin) => write!(
                 f,
                 "cross-site publish refused: a page at {origin} may not publish to this hub; \

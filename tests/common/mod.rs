@@ -151,6 +151,20 @@ impl Hub {
         self.log.lock().unwrap().clone()
     }
 
+    /// Waits until the log holds `text` (logs arrive through a pipe, after
+    /// what the hub sent on a socket); panics after [`GUARD`].
+    pub fn wait_for_log(&self, text: &str) {
+        let start = Instant::now();
+        while !self.log().contains(text) {
+            assert!(
+                start.elapsed() < GUARD,
+                "the log never said {text:?}:\n{}",
+                self.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
     /// Sends SIGTERM and waits for the process to exit.
     pub fn terminate(&mut self) -> ExitStatus {
         let pid = i32::try_from(self.child.id()).expect("pid fits");

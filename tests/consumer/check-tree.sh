@@ -5,7 +5,7 @@
 # and exits non-zero if any of them is there.
 set -euo pipefail
 cd "$(dirname "$0")"
-forbidden='tiny_http|sse-hub-tiny-http|libz-sys|redis|jsonwebtoken|clap'
+forbidden='tiny_http|sse-hub-tiny-http|libz-sys|redis|jsonwebtoken|clap|rustls|ureq|signal-hook'
 tree=$(cargo tree --quiet --edges normal,build --prefix none --format '{p}' | awk '{print $1}' | sort -u)
 found=$(grep -xE "$forbidden" <<<"$tree" || true)
 if [ -n "$found" ]; then

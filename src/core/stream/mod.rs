@@ -288,10 +288,14 @@ impl EventStream {
     pub fn run(mut self, out: impl Write) -> Ended {
         let client = self.grant.client;
         info!(
-            "client {client} connected from {}, channels [{}]",
+            "client {client} connected from {}{}, channels [{}]",
             self.request
                 .peer
                 .map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            self.request
+                .user
+                .as_deref()
+                .map_or_else(String::new, |user| format!(" as {user:?}")),
             self.request
                 .channels
                 .iter()

@@ -55,6 +55,8 @@ pub struct StreamRequest {
     pub(super) framing: Framing,
     pub(super) cors_origin: Option<String>,
     pub(super) peer: Option<SocketAddr>,
+    /// Who the subscriber is, as a token or the application said.
+    pub(super) user: Option<String>,
     /// The server offers gzip for this stream (so the response varies with
     /// `Accept-Encoding`).
     pub(super) gzip_offered: bool,
@@ -78,6 +80,7 @@ impl StreamRequest {
             framing: Framing::Chunked,
             cors_origin: None,
             peer: None,
+            user: None,
             gzip_offered: false,
             gzip_accepted: false,
         }
@@ -189,6 +192,13 @@ impl StreamRequest {
     /// Names the client's address in the log lines of the stream.
     pub fn peer(mut self, peer: Option<SocketAddr>) -> StreamRequest {
         self.peer = peer;
+        self
+    }
+
+    /// Who the subscriber is (a token's `sub`, or what the application's
+    /// auth callback said), for the log.
+    pub fn user(mut self, user: Option<String>) -> StreamRequest {
+        self.user = user;
         self
     }
 
