@@ -166,6 +166,7 @@ pub use crate::core::closed::Closed;
 pub use crate::core::config::{HubConfig, MAX_DURATION};
 pub use crate::core::event_id::{self, EventId};
 pub use crate::core::metrics::{RedisState, Stats};
+pub use crate::core::presence::Member;
 pub use crate::core::publish::{MAX_BATCH_MESSAGES, PublishBody};
 pub use crate::core::socket::find_connection;
 pub use crate::core::sse::{self, Event, EventName, Frame};

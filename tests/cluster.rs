@@ -15,6 +15,7 @@ mod common;
 
 use std::collections::HashSet;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use common::proxy::{Admission, Proxy};
 use common::redis::Redis;
@@ -462,7 +463,7 @@ fn messages_older_than_history_ttl_are_not_replayed_from_redis_either() {
     let a = node(&redis, &["--history-ttl", "1"]);
     let old: Vec<String> = (0..3).map(|i| a.publish_text(&format!("old{i}"))).collect();
     // Older than a second by their IDs' time, then two young ones.
-    thread::sleep(std::time::Duration::from_millis(1100));
+    thread::sleep(Duration::from_millis(1100));
     let young: Vec<String> = (0..2)
         .map(|i| a.publish_text(&format!("young{i}")))
         .collect();
@@ -509,4 +510,54 @@ fn a_retry_on_another_node_with_the_same_idempotency_key_publishes_once() {
     // Nothing else went into the stream.
     let length = redis.command(&["XLEN", "sse-hub"]);
     assert_eq!(length, ":2", "an integer reply of 2");
+}
+
+/// Presence across nodes: joins travel like any message, `/presence` on
+/// any node lists the clients of every node, and a node that dies without
+/// a word has its clients drop out of the list within the 15 s its word
+/// lasts (README "Presence").
+#[test]
+#[ignore = "needs redis-server: .ci/run installs it"]
+fn presence_spans_the_nodes_and_a_dead_nodes_clients_drop_out() {
+    let redis = Redis::start();
+    let a = node(&redis, &["--presence", "room:*"]);
+    let b = node(&redis, &["--presence", "room:*"]);
+    let (mut on_a, a_client) = a.subscribe_ready("/events?channel=room:1");
+    assert_eq!(on_a.next_event().event, "presence", "its own join");
+    let (_on_b, b_client) = b.subscribe_ready("/events?channel=room:1");
+    let join = on_a.next_event();
+    assert_eq!(join.event, "presence");
+    assert_eq!(
+        join.json()["client"],
+        b_client.as_str(),
+        "a join on B reaches A"
+    );
+
+    let listed = |hub: &Hub| {
+        let list = hub.get("/presence?channel=room:1").json();
+        let mut clients: Vec<String> = list["clients"]
+            .as_array()
+            .expect("a list")
+            .iter()
+            .map(|c| c["client"].as_str().expect("an ID").to_owned())
+            .collect();
+        clients.sort();
+        clients
+    };
+    let mut both = vec![a_client.clone(), b_client.clone()];
+    both.sort();
+    assert_eq!(listed(&a), both);
+    assert_eq!(listed(&b), both);
+
+    // B dies (SIGKILL): no leave is published, and its client drops out
+    // of A's list once B's word for it lapses.
+    drop(b);
+    let start = Instant::now();
+    while listed(&a) != [a_client.clone()] {
+        assert!(
+            start.elapsed() < Duration::from_secs(40),
+            "a dead node's client is still listed"
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
 }

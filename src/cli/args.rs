@@ -179,6 +179,13 @@ pub(crate) struct Args {
           value_delimiter = ',', value_parser = pattern)]
     private: Vec<Pattern>,
 
+    /// Channels matching PATTERN have presence: joins and leaves are
+    /// `presence` events on them, and GET /presence?channel= lists who is
+    /// there; repeatable, and SSE_HUB_PRESENCE takes a comma-separated list
+    #[arg(long, env = "SSE_HUB_PRESENCE", value_name = "PATTERN",
+          value_delimiter = ',', value_parser = pattern)]
+    presence: Vec<Pattern>,
+
     /// Ask this backend whether a subscriber without a covering token may
     /// join the private channels it asked for (GET with its Cookie and
     /// Authorization; 2 s to answer, else 503)
@@ -245,6 +252,7 @@ impl Args {
                 retry: (self.retry > 0).then(|| Duration::from_millis(self.retry)),
                 history_ttl: (self.history_ttl > 0).then(|| Duration::from_secs(self.history_ttl)),
                 write_timeout: Duration::from_secs(self.write_timeout),
+                presence: self.presence,
             },
             max_body: self.max_body,
             publish_token: self.publish_token,

@@ -28,6 +28,8 @@ mod group;
 #[cfg(feature = "cluster")]
 pub(crate) mod keys;
 #[cfg(feature = "cluster")]
+mod presence;
+#[cfg(feature = "cluster")]
 mod reader;
 #[cfg(feature = "cluster")]
 mod stream;
@@ -171,13 +173,15 @@ mod running {
 
     use super::group::Group;
     use super::reader::{Reader, Shared};
-    use super::{ClusterConfig, stream};
+    use super::{ClusterConfig, presence, stream};
     use crate::core::Hub;
     use crate::core::channel::Channel;
+    use crate::core::client_id::ClientId;
     use crate::core::config::HubConfig;
     use crate::core::event_id::{EventId, now_ms};
     use crate::core::hub::Message;
     use crate::core::metrics::{Counters, REDIS_DOWN, REDIS_UP};
+    use crate::core::presence::Member;
     use crate::core::upstream::{Backfill, Origin, Until, Upstream};
     use crate::error::Error;
 
@@ -252,6 +256,8 @@ mod running {
         ttl_ms: Option<u64>,
         /// When the stream was last trimmed by age (Unix ms).
         trimmed_ms: AtomicU64,
+        /// This node's clients in channels with presence.
+        present: presence::Local,
     }
 
     impl RedisLog {
@@ -370,6 +376,65 @@ mod running {
         fn stop(&self) {
             self.shared.stop.store(true, Ordering::Relaxed);
         }
+
+        fn joined(&self, channel: &Channel, member: &Member) {
+            self.present.add(channel, member);
+            let written = self.with_connection(|connection| {
+                presence::write(
+                    connection,
+                    &self.redis.key,
+                    channel,
+                    std::slice::from_ref(member),
+                )
+            });
+            if let Err(e) = written {
+                // The next refresh writes it.
+                log::debug!("client {}: presence not written yet: {e}", member.client);
+            }
+        }
+
+        fn left(&self, channel: &Channel, client: ClientId) {
+            self.present.remove(channel, client);
+            let deleted = self.with_connection(|connection| {
+                presence::delete(connection, &self.redis.key, channel, client)
+            });
+            if let Err(e) = deleted {
+                // Its node stops vouching for it: it lapses by itself.
+                log::debug!("client {client}: presence not deleted: {e}");
+            }
+        }
+
+        fn members(&self, channel: &Channel) -> Result<Vec<Member>, Error> {
+            self.with_connection(|connection| presence::read(connection, &self.redis.key, channel))
+        }
+    }
+
+    /// Writes this node's present clients again every
+    /// [`presence::REFRESH`], so that they stay listed while the node
+    /// lives; ends when the hub stops. A failed round is tried again at the
+    /// next; a panic is caught and the loop goes on.
+    fn refresh_presence(log: &std::sync::Weak<RedisLog>, shared: &Shared) {
+        let step = Duration::from_millis(100);
+        let mut waited = Duration::ZERO;
+        while !shared.stop.load(Ordering::Relaxed) {
+            thread::sleep(step);
+            waited += step;
+            if waited < presence::REFRESH {
+                continue;
+            }
+            waited = Duration::ZERO;
+            let Some(log) = log.upgrade() else { return };
+            let round = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                log.with_connection(|connection| {
+                    presence::refresh(connection, &log.redis.key, &log.present)
+                })
+            }));
+            match round {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => log::debug!("presence not refreshed this round: {e}"),
+                Err(_) => log::error!("the presence refresh panicked; it goes on"),
+            }
+        }
     }
 
     impl Drop for RedisLog {
@@ -407,8 +472,17 @@ mod running {
                 .history_ttl
                 .map(|ttl| u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX)),
             trimmed_ms: AtomicU64::new(0),
+            present: presence::Local::default(),
         };
-        let hub = Hub::start_watched(config, counters, Some(Arc::new(log)), on_end)?;
+        let log = Arc::new(log);
+        let presence_log = Arc::downgrade(&log);
+        let presence_shared = Arc::clone(&shared);
+        let hub = Hub::start_watched(config, counters, Some(log), on_end)?;
+        thread::Builder::new()
+            .name("redis-presence".into())
+            .stack_size(64 * 1024)
+            .spawn(move || refresh_presence(&presence_log, &presence_shared))
+            .map_err(|_| Error::ThreadDied("redis-presence"))?;
         let mut reader = Reader::new(redis, hub.feed(), shared, history);
         let first = reader.first_contact();
         thread::Builder::new()

@@ -369,7 +369,7 @@ fn entry(id: EventId, fields: Value) -> Result<Entry, String> {
     }
     let event = Event::new(message.ok_or("it has no field \"message\"")?);
     let event = match name {
-        Some(name) => event.with_name(&name).map_err(|e| e.to_string())?,
+        Some(name) => event.with_logged_name(&name).map_err(|e| e.to_string())?,
         None => event,
     };
     let channel = channel

@@ -41,6 +41,8 @@ pub(crate) struct SubscribeRequest {
     /// Replay what was published after this ID.
     pub(crate) resume: Option<EventId>,
     pub(crate) queue: Arc<Queue>,
+    /// Who the subscriber is, for presence.
+    pub(crate) user: Option<String>,
 }
 
 /// What the hub grants a new subscriber.

@@ -8,6 +8,7 @@
 
 use std::time::Duration;
 
+use crate::core::channel::Pattern;
 use crate::error::Error;
 
 /// The longest any timeout or interval may be: longer ones would overflow
@@ -49,6 +50,12 @@ pub struct HubConfig {
     /// before them gets a `gap`, as if `history` had pushed them out.
     /// `None` keeps them until `history` does. At most a year.
     pub history_ttl: Option<Duration>,
+    /// Channels with presence: when a client joins or leaves one, the hub
+    /// publishes a `presence` event on it, and [`Hub::presence`] lists its
+    /// members. Empty: none.
+    ///
+    /// [`Hub::presence`]: crate::Hub::presence
+    pub presence: Vec<Pattern>,
     /// A write to a subscriber's socket that blocks this long fails, and the
     /// stream ends: a subscriber that stops reading holds its thread no
     /// longer. Set on the socket by
@@ -68,6 +75,7 @@ impl Default for HubConfig {
             heartbeat: Some(Duration::from_secs(15)),
             retry: Some(Duration::from_millis(3000)),
             history_ttl: None,
+            presence: Vec::new(),
             write_timeout: Duration::from_secs(10),
         }
     }

@@ -23,6 +23,7 @@ pub(crate) mod hangup;
 pub(crate) mod history;
 pub(crate) mod hub;
 pub(crate) mod metrics;
+pub(crate) mod presence;
 pub(crate) mod publish;
 pub(crate) mod queue;
 pub(crate) mod socket;

@@ -47,7 +47,10 @@ use crate::error::Error;
 pub const MAX_EVENT_NAME_LEN: usize = 64;
 
 /// Event names the hub sends itself; publishers may not use them.
-pub const RESERVED_EVENT_NAMES: [&str; 2] = ["connection", "gap"];
+pub const RESERVED_EVENT_NAMES: [&str; 3] = ["connection", "gap", "presence"];
+
+/// The name of the join and leave events of a channel with presence.
+pub(crate) const PRESENCE: &str = "presence";
 
 /// The keep-alive comment written to an idle stream: the line alone. A
 /// comment leaves the event being read untouched, and no empty line follows
@@ -131,7 +134,7 @@ impl EventName {
         } else if name.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             "must not contain CR, LF or NUL"
         } else if RESERVED_EVENT_NAMES.contains(&name) {
-            "is reserved: the hub sends `connection` and `gap` itself"
+            "is reserved: the hub sends `connection`, `gap` and `presence` itself"
         } else {
             return Ok(EventName(name.into()));
         };
@@ -180,6 +183,28 @@ impl Event {
             name: Some(EventName::new(name)?),
             ..self
         })
+    }
+
+    /// A join or leave of a channel with presence: the one reserved name
+    /// that travels as a published message.
+    pub(crate) fn presence(data: String) -> Event {
+        Event {
+            name: Some(EventName(PRESENCE.into())),
+            data,
+        }
+    }
+
+    /// The same event under a name read back from the hub's own log (a
+    /// cluster's stream), where `presence` is the hub's own and allowed.
+    ///
+    /// # Errors
+    ///
+    /// As [`Event::with_name`], for any other reserved name.
+    pub(crate) fn with_logged_name(self, name: &str) -> Result<Event, Error> {
+        if name == PRESENCE {
+            return Ok(Event::presence(self.data));
+        }
+        self.with_name(name)
     }
 
     /// The event's name, if it has one.

@@ -17,9 +17,11 @@
 use crossbeam_channel::Sender;
 
 use crate::core::channel::Channel;
+use crate::core::client_id::ClientId;
 use crate::core::command::Command;
 use crate::core::event_id::EventId;
 use crate::core::hub::Message;
+use crate::core::presence::Member;
 use crate::core::sse::Frame;
 use crate::error::Error;
 
@@ -94,6 +96,21 @@ pub(crate) trait Upstream: Send + Sync {
 
     /// Stops the reader that feeds the hub; called when the hub stops.
     fn stop(&self);
+
+    /// `member` of this hub joined `channel`, which has presence: the log
+    /// lists it for every node until it leaves, or until this node stops
+    /// saying it is there.
+    fn joined(&self, channel: &Channel, member: &Member);
+
+    /// `client` of this hub left `channel`.
+    fn left(&self, channel: &Channel, client: ClientId);
+
+    /// The members of `channel` on every node.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RedisUnavailable`] when the log cannot be reached.
+    fn members(&self, channel: &Channel) -> Result<Vec<Member>, Error>;
 }
 
 /// How the log's reader hands entries to the hub thread.

@@ -111,11 +111,11 @@ fn idempotency_key(request: &Request) -> Result<Option<String>, Refusal> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(Refusal::BadHeader(
+        return Err(Refusal::Malformed(
             "Idempotency-Key is given twice".to_owned(),
         ));
     }
-    check_key(key).map_err(Refusal::BadHeader)?;
+    check_key(key).map_err(Refusal::Malformed)?;
     Ok(Some(key.to_owned()))
 }
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use log::debug;
 use sse_hub_tiny_http::{Header, Method, Request, Response, StatusCode};
 
+use crate::core::channel::Channel;
 use crate::core::stream::ALLOW_ORIGIN;
 use crate::error::{Error, error_json};
 
@@ -26,9 +27,9 @@ pub(crate) enum Refusal {
     Invalid(Error),
     /// A subscribe request came with a body.
     UnexpectedBody,
-    /// A header the route reads has a value it cannot take; the text says
-    /// which and why.
-    BadHeader(String),
+    /// A header or query parameter the route reads is missing or has a
+    /// value it cannot take; the text says which and why.
+    Malformed(String),
     /// A publish body is larger than `--max-body`.
     BodyTooLarge { limit: usize },
     /// A publish body did not arrive in time.
@@ -46,6 +47,8 @@ pub(crate) enum Refusal {
     DeniedByBackend(u16),
     /// No route or web client file has this path.
     NotFound(String),
+    /// `/presence` for a channel that no presence pattern names.
+    NoPresence(Channel),
     /// The method is not one the route takes.
     MethodNotAllowed { method: Method, allow: &'static str },
     /// The hub is full or stopped.
@@ -56,11 +59,11 @@ impl Refusal {
     pub(crate) fn status(&self) -> u16 {
         match self {
             Refusal::Invalid(e) | Refusal::Unavailable(e) => e.status(),
-            Refusal::UnexpectedBody | Refusal::BadHeader(_) | Refusal::BodyUnreadable(_) => 400,
+            Refusal::UnexpectedBody | Refusal::Malformed(_) | Refusal::BodyUnreadable(_) => 400,
             Refusal::Unauthorized(_) => 401,
             Refusal::Forbidden(_) | Refusal::CrossSite(_) => 403,
             Refusal::DeniedByBackend(status) => *status,
-            Refusal::NotFound(_) => 404,
+            Refusal::NotFound(_) | Refusal::NoPresence(_) => 404,
             Refusal::MethodNotAllowed { .. } => 405,
             Refusal::BodyTimedOut => 408,
             Refusal::BodyTooLarge { .. } => 413,
@@ -115,7 +118,7 @@ impl fmt::Display for Refusal {
         match self {
             Refusal::Invalid(e) | Refusal::Unavailable(e) => e.fmt(f),
             Refusal::UnexpectedBody => f.write_str("a subscribe request takes no body"),
-            Refusal::BadHeader(why) => f.write_str(why),
+            Refusal::Malformed(why) => f.write_str(why),
             Refusal::BodyTooLarge { limit } => {
                 write!(f, "body is larger than the limit of {limit} bytes")
             }
@@ -170,6 +173,10 @@ impl fmt::Display for Refusal {
                 }
             },
             Refusal::NotFound(path) => write!(f, "no such page: {path}"),
+            Refusal::NoPresence(channel) => write!(
+                f,
+                "channel {channel} has no presence: no --presence pattern names it"
+            ),
             Refusal::MethodNotAllowed { method, allow } => {
                 write!(f, "method {method} is not allowed here; use {allow}")
             }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use log::error;
 use sse_hub_tiny_http::{Method, Request};
 
+use crate::core::channel::Channel;
 use crate::core::metrics::Stats;
 use crate::error::Error;
 
@@ -52,6 +53,7 @@ fn handle(ctx: &Arc<Context>, request: Request) {
                 .small_get(request, "application/json", stats.to_json().into()),
             Err(e) => ctx.replies.refuse(request, &Refusal::from(e)),
         },
+        "/presence" => presence(ctx, request),
         "/metrics" => match public_stats(ctx) {
             Ok(stats) => ctx.replies.small_get(
                 request,
@@ -61,6 +63,42 @@ fn handle(ctx: &Arc<Context>, request: Request) {
             Err(e) => ctx.replies.refuse(request, &Refusal::from(e)),
         },
         _ => assets::serve(ctx, request),
+    }
+}
+
+/// `GET /presence?channel=NAME`: who is in a channel with presence, on
+/// every node (SPEC "Presence"). A private channel's list needs the right
+/// to join it, checked as `/events` would.
+fn presence(ctx: &Context, request: Request) {
+    let channel = form_urlencoded::parse(query_of(request.url()).as_bytes())
+        .find(|(key, _)| key == "channel")
+        .map(|(_, name)| Channel::new(&name));
+    let channel = match channel {
+        Some(Ok(channel)) => channel,
+        Some(Err(e)) => return ctx.replies.refuse(request, &Refusal::from(e)),
+        None => {
+            let missing = Refusal::Malformed("presence needs ?channel=NAME".to_owned());
+            return ctx.replies.refuse(request, &missing);
+        }
+    };
+    if let Err(refusal) = ctx
+        .access
+        .check_subscriber(&request, std::slice::from_ref(&channel))
+    {
+        return ctx.replies.refuse(request, &refusal);
+    }
+    match ctx.hub.presence(&channel) {
+        Ok(Some(members)) => {
+            let body = serde_json::json!({
+                "channel": channel.as_str(),
+                "count": members.len(),
+                "clients": members,
+            });
+            ctx.replies
+                .small_get(request, "application/json", body.to_string().into_bytes());
+        }
+        Ok(None) => ctx.replies.refuse(request, &Refusal::NoPresence(channel)),
+        Err(e) => ctx.replies.refuse(request, &Refusal::from(e)),
     }
 }
 

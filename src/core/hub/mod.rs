@@ -26,6 +26,7 @@ use crate::core::event_id::EventId;
 use crate::core::hangup::Watcher;
 use crate::core::hub::thread::HubThread;
 use crate::core::metrics::{Counters, Stats};
+use crate::core::presence::{Action, Book, Member};
 use crate::core::queue::Queue;
 use crate::core::sse::Event;
 use crate::core::subscription::Subscription;
@@ -134,6 +135,8 @@ pub struct Hub {
     /// (`EventStream::run_on_socket`); its thread starts with the first
     /// such stream and ends with the hub thread.
     watcher: Arc<Watcher>,
+    /// Who is in the channels with presence (`presence.rs`).
+    presence: Arc<Book>,
 }
 
 impl Hub {
@@ -186,6 +189,7 @@ impl Hub {
         Ok(Hub {
             commands,
             counters,
+            presence: Arc::new(Book::new(config.presence.clone())),
             config: Arc::new(config),
             upstream,
             run,
@@ -425,6 +429,7 @@ impl Hub {
             channels: channels.to_vec(),
             resume: last_event_id,
             queue: Arc::clone(&queue),
+            user: None,
         })?;
         Ok(Subscription::new(self.clone(), grant, queue))
     }
@@ -455,6 +460,7 @@ impl Hub {
     /// from the log here, on the calling (the subscriber's) thread.
     pub(crate) fn register(&self, request: SubscribeRequest) -> Result<Grant, Error> {
         let channels = request.channels.clone();
+        let user = request.user.clone();
         let (reply, answer) = crossbeam_channel::bounded(1);
         self.send(Command::Subscribe { request, reply })?;
         let mut grant = answer.recv().map_err(|_| Error::HubStopped)??;
@@ -476,12 +482,97 @@ impl Hub {
                 }
             }
         }
+        let joined = self.presence.join(grant.client, &channels, user.as_deref());
+        if !joined.is_empty() {
+            if let Some(upstream) = &self.upstream {
+                let member = Member {
+                    client: grant.client,
+                    user: user.clone(),
+                };
+                for channel in &joined {
+                    upstream.joined(channel, &member);
+                }
+            }
+            self.announce(Action::Join, grant.client, &joined, user.as_deref());
+        }
         Ok(grant)
     }
 
     pub(crate) fn unsubscribe(&self, client: ClientId) {
         // If the hub is gone there is no one left to tell.
         let _ = self.send(Command::Unsubscribe { client });
+        if let Some((channels, user)) = self.presence.leave(client) {
+            if let Some(upstream) = &self.upstream {
+                for channel in &channels {
+                    upstream.left(channel, client);
+                }
+            }
+            self.announce(Action::Leave, client, &channels, user.as_deref());
+        }
+    }
+
+    /// Publishes a join or leave on each of `channels` (channels with
+    /// presence), as one batch. A hub that cannot publish (stopped, or a
+    /// cluster without Redis) says so in the log; the client's stream is
+    /// not held up for it.
+    fn announce(&self, action: Action, client: ClientId, channels: &[Channel], user: Option<&str>) {
+        let data = action.data(client, user);
+        let messages: Vec<Message> = channels
+            .iter()
+            .map(|channel| Message {
+                event: Event::presence(data.clone()),
+                channel: Some(channel.clone()),
+            })
+            .collect();
+        if let Err(e) = self.publish_batch(&messages) {
+            info!("client {client}: presence not published: {e}");
+        }
+    }
+
+    /// Who is in `channel`, oldest client first: each member's client ID
+    /// and user; in a cluster, on every node. `Ok(None)` if no presence
+    /// pattern of [`HubConfig::presence`] names the channel.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::RedisUnavailable`] if a cluster's Redis cannot be asked.
+    ///
+    /// # Example
+    ///
+    /// ```
+    /// use sse_hub::{Channel, Hub, HubConfig, Pattern};
+    ///
+    /// let hub = Hub::start(HubConfig {
+    ///     presence: vec![Pattern::new("room:*")?],
+    ///     ..HubConfig::default()
+    /// })?;
+    /// let room = Channel::new("room:1")?;
+    /// let mut watcher = hub.subscribe(&[room.clone()], None)?;
+    /// let ann = hub.subscribe(&[room.clone()], None)?;
+    /// assert_eq!(hub.presence(&room)?.map(|m| m.len()), Some(2));
+    ///
+    /// // Joins and leaves are `presence` events on the channel.
+    /// drop(ann);
+    /// let events: Vec<_> = std::iter::from_fn(|| watcher.recv_event_timeout(std::time::Duration::from_secs(5)))
+    ///     .take(3)
+    ///     .collect();
+    /// let actions: Vec<String> = events
+    ///     .iter()
+    ///     .map(|e| serde_json::from_str::<serde_json::Value>(&e.data).unwrap()["action"].to_string())
+    ///     .collect();
+    /// assert_eq!(actions, ["\"join\"", "\"join\"", "\"leave\""]);
+    /// assert_eq!(hub.presence(&room)?.map(|m| m.len()), Some(1));
+    /// assert_eq!(hub.presence(&Channel::new("news")?)?, None);
+    /// # Ok::<(), sse_hub::Error>(())
+    /// ```
+    pub fn presence(&self, channel: &Channel) -> Result<Option<Vec<Member>>, Error> {
+        let Some(local) = self.presence.members(channel) else {
+            return Ok(None);
+        };
+        match &self.upstream {
+            Some(upstream) => upstream.members(channel).map(Some),
+            None => Ok(Some(local)),
+        }
     }
 
     pub(crate) fn counters(&self) -> &Counters {

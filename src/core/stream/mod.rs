@@ -153,6 +153,7 @@ impl EventStream {
             channels: request.channels.clone(),
             resume,
             queue: Arc::clone(&queue),
+            user: request.user.clone(),
         })?;
         let gzip = match request.gzip().then(Gzip::new) {
             Some(Ok(gzip)) => Some(gzip),
