@@ -42,6 +42,8 @@ import { SharedEventSource } from "/sse-hub.js";
     toggle: $("toggle"),
     clientId: $("client-id"),
     joined: $("joined"),
+    presenceRow: $("presence-row"),
+    present: $("present"),
     clients: $("clients"),
     gap: $("gap"),
     gapText: $("gap-text"),
@@ -139,6 +141,7 @@ import { SharedEventSource } from "/sse-hub.js";
     });
     es.addEventListener("connection", (e) => es === source && onConnection(e));
     es.addEventListener("gap", (e) => es === source && onGap(e));
+    es.addEventListener("presence", (e) => es === source && onPresence(e));
     for (const type of ["message", ...view.eventTypes]) listen(es, type);
   }
 
@@ -281,6 +284,10 @@ import { SharedEventSource } from "/sse-hub.js";
     ui.clientId.textContent = client;
     ui.joined.textContent = channels.length ? channels.join(" ") : "none";
     addEntry({ type: "connection", data: e.data });
+    presentIn.clear();
+    noPresence.clear();
+    joinedChannels = channels;
+    showPresence();
     refreshStats();
     if (resumedFrom) {
       replaying = true;
@@ -288,6 +295,66 @@ import { SharedEventSource } from "/sse-hub.js";
         replaying = false;
       }, 0);
     }
+  }
+
+  // ---- presence ----------------------------------------------------------
+  //
+  // For each joined channel that has presence (the hub started with
+  // --presence): who is there, from GET /presence. A client that joins such
+  // a channel first gets its own join, so the lists are asked for when a
+  // `presence` event arrives, and never on a hub without presence. A
+  // presence event does not name its channel: every joined channel is
+  // asked, and one that answers 404 is not asked again on this stream.
+
+  const presentIn = new Map(); // channel -> Map(client -> user or null)
+  const noPresence = new Set(); // joined channels that answered 404
+  let joinedChannels = [];
+
+  async function loadPresence(channels) {
+    const asked = generation;
+    const headers = token() ? { Authorization: `Bearer ${token()}` } : {};
+    await Promise.all(
+      channels.map(async (channel) => {
+        try {
+          const reply = await fetch(`/presence?channel=${encodeURIComponent(channel)}`, { headers });
+          if (asked !== generation) return;
+          if (!reply.ok) {
+            presentIn.delete(channel);
+            if (reply.status === 404) noPresence.add(channel);
+            return;
+          }
+          const list = await reply.json();
+          const members = new Map();
+          for (const member of list.clients || []) members.set(String(member.client), member.user ?? null);
+          presentIn.set(channel, members);
+        } catch {
+          // A failed ask keeps what was shown; the next event asks again.
+        }
+      }),
+    );
+    showPresence();
+  }
+
+  let presenceTimer = null;
+
+  // Asks once for a burst of joins and leaves.
+  function onPresence(e) {
+    addEntry({ type: "presence", id: e.lastEventId, data: e.data, replayed: replaying });
+    if (replaying || presenceTimer) return;
+    presenceTimer = setTimeout(() => {
+      presenceTimer = null;
+      loadPresence(joinedChannels.filter((c) => !noPresence.has(c)));
+    }, 100);
+  }
+
+  function showPresence() {
+    const parts = [];
+    for (const [channel, members] of presentIn) {
+      const names = [...members].map(([client, user]) => user || client);
+      parts.push(`${channel}: ${names.length} (${names.join(", ")})`);
+    }
+    ui.present.textContent = parts.join("; ");
+    ui.presenceRow.hidden = parts.length === 0;
   }
 
   function onGap(e) {

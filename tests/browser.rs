@@ -24,6 +24,12 @@ fn tabs_share_one_stream_through_shared_event_source_in_headless_chromium() {
     run_suite("shared.mjs");
 }
 
+#[test]
+#[ignore = "needs Chromium and npm packages in tests/browser: run .ci/run"]
+fn the_web_client_shows_presence_in_headless_chromium() {
+    run_suite("presence.mjs");
+}
+
 /// HTTPS on the hub, and HTTP/2 through nginx, with a test CA made here:
 /// the script gets the server's certificate and key, and Node trusts the CA.
 #[cfg(feature = "tls")]

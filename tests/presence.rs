@@ -17,7 +17,6 @@ fn presence_event(subscriber: &mut Subscriber) -> (SseEvent, Value) {
     (event, data)
 }
 
-
 #[test]
 fn joins_and_leaves_are_presence_events_and_the_list_follows() {
     let hub = Hub::start(&["--presence", "room:*"]);
