@@ -110,6 +110,9 @@ struct Args {
     /// Publish body format
     #[arg(long, value_enum, default_value_t = Body::Json)]
     body: Body,
+    /// Give every POST its own Idempotency-Key header
+    #[arg(long)]
+    idempotency_keys: bool,
     /// Stream handshakes in flight at once
     #[arg(long, default_value_t = 256)]
     concurrency: usize,
@@ -276,6 +279,7 @@ fn publish_target(args: &Args) -> publish::Target {
             Body::Json => BodyFormat::Json,
             Body::Raw => BodyFormat::Raw,
         },
+        idempotency_keys: args.idempotency_keys,
     }
 }
 

@@ -35,6 +35,9 @@ pub struct Target {
     pub addr: SocketAddr,
     pub path: String,
     pub format: BodyFormat,
+    /// Send each POST with its own `Idempotency-Key` (the first message's
+    /// sequence number), as a careful publisher would.
+    pub idempotency_keys: bool,
 }
 
 /// What to publish.
@@ -281,9 +284,17 @@ fn build_request(out: &mut Vec<u8>, target: &Target, messages: &[String]) {
     };
     let _ = write!(
         out,
-        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n\r\n",
+        "POST {} HTTP/1.1\r\nHost: {}\r\nContent-Type: {content_type}\r\nContent-Length: {length}\r\n",
         target.path, target.addr
     );
+    if target.idempotency_keys {
+        let seq = messages
+            .first()
+            .and_then(|m| m.split(' ').next())
+            .unwrap_or_default();
+        let _ = write!(out, "Idempotency-Key: k{seq}\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
     if array {
         out.push(b'[');
     }
@@ -431,6 +442,7 @@ mod tests {
             addr: "127.0.0.1:9".parse().unwrap(),
             path: "/broadcast".into(),
             format: BodyFormat::Json,
+            idempotency_keys: false,
         };
         let mut out = Vec::new();
         build_request(&mut out, &target, &["1 2 x".into()]);
@@ -442,6 +454,11 @@ mod tests {
         let body = "[{\"message\":\"1 2 x\"},{\"message\":\"3 2 y\"}]";
         assert!(text.ends_with(&format!("\r\n\r\n{body}")));
         assert!(text.contains(&format!("Content-Length: {}\r\n", body.len())));
+        target.idempotency_keys = true;
+        build_request(&mut out, &target, &["41 2 x".into()]);
+        let text = String::from_utf8(out.clone()).unwrap();
+        assert!(text.contains("\r\nIdempotency-Key: k41\r\n\r\n{"), "{text}");
+        target.idempotency_keys = false;
         target.format = BodyFormat::Raw;
         target.path = "/pub?id=bench".into();
         build_request(&mut out, &target, &["1 2 x".into()]);
