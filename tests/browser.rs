@@ -22,6 +22,12 @@ fn tabs_share_one_stream_through_shared_event_source_in_headless_chromium() {
     run_suite("shared.mjs");
 }
 
+#[test]
+#[ignore = "needs Chromium and npm packages in tests/browser: run .ci/run"]
+fn pages_of_another_site_cannot_publish_in_headless_chromium() {
+    run_suite("cross_site.mjs");
+}
+
 /// Runs one script of the browser suite with Node's test runner; panics if
 /// any of its tests fails.
 fn run_suite(script: &str) {
