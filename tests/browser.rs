@@ -26,6 +26,12 @@ fn tabs_share_one_stream_through_shared_event_source_in_headless_chromium() {
 
 #[test]
 #[ignore = "needs Chromium and npm packages in tests/browser: run .ci/run"]
+fn pages_of_another_site_cannot_publish_in_headless_chromium() {
+    run_suite("cross_site.mjs");
+}
+
+#[test]
+#[ignore = "needs Chromium and npm packages in tests/browser: run .ci/run"]
 fn the_web_client_shows_presence_in_headless_chromium() {
     run_suite("presence.mjs");
 }
