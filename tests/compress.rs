@@ -64,7 +64,20 @@ fn each_event_decodes_before_the_next_is_published() {
 fn gzip_is_sent_only_when_offered_and_asked_for() {
     let with = Hub::start(&["--compress"]);
     let without = Hub::start(&[]);
-    let cases: [(bool, &str, Headers, bool); 9] = [
+    let cases: [(bool, &str, Headers, bool); 11] = [
+        // Every Accept-Encoding field counts, as one list (RFC 9110 5.3).
+        (
+            true,
+            "HTTP/1.1",
+            &[("Accept-Encoding", "br"), ("Accept-Encoding", "gzip")],
+            true,
+        ),
+        (
+            true,
+            "HTTP/1.1",
+            &[("Accept-Encoding", "gzip"), ("Accept-Encoding", "gzip;q=0")],
+            false,
+        ),
         (true, "HTTP/1.1", &[GZIP], true),
         (true, "HTTP/1.1", &[("Accept-Encoding", "*")], true),
         (
