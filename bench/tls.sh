@@ -17,8 +17,11 @@
 #   SERVERS="sse-hub sse-hub-tls" SCENARIOS="handshake" bench/tls.sh
 #
 # The key is ECDSA P-256 (certbot's default key type); KEY=rsa makes an
-# RSA 2048 one instead. Each run waits (up to LOAD_WAIT s) for the 1-minute
-# load average to fall below MAX_LOAD, and records the load it started at.
+# RSA 2048 one instead. Each scenario waits (up to LOAD_WAIT s) for the
+# 1-minute load average to fall below MAX_LOAD; each run then waits (up to
+# QUIET_WAIT s) until the whole machine is less than QUIET_BUSY % busy over
+# one second, as bench/run.sh does (the load average would mostly measure
+# the previous run's thousand threads). Both are recorded with the run.
 # Needs openssl, curl, python3 and, for nchan, nginx with
 # libnginx-mod-nchan (installed if missing, as bench/run.sh does).
 set -euo pipefail
@@ -34,7 +37,9 @@ BURST_SUBS="${BURST_SUBS:-1000}"
 BURST_MSGS="${BURST_MSGS:-2000}"
 KEY="${KEY:-ecdsa}"
 MAX_LOAD="${MAX_LOAD:-3}"
-LOAD_WAIT="${LOAD_WAIT:-300}"
+LOAD_WAIT="${LOAD_WAIT:-900}"
+QUIET_BUSY="${QUIET_BUSY:-25}"
+QUIET_WAIT="${QUIET_WAIT:-60}"
 OUT="${OUT:-$root/target/bench-tls}"
 mkdir -p "$OUT/logs"
 results="$OUT/results.jsonl"
@@ -185,16 +190,46 @@ wait_load() { # until the 1-minute load is below MAX_LOAD, or LOAD_WAIT s
   load1
 }
 
+busy_pct() { # share of CPU time used by everything, over one second
+  local a b
+  read -r -a a </proc/stat
+  sleep 1
+  read -r -a b </proc/stat
+  local total=0 idle=0 i
+  for i in 1 2 3 4 5 6 7 8; do total=$((total + b[i] - a[i])); done
+  idle=$((b[4] - a[4] + b[5] - a[5]))
+  echo $((total > 0 ? 100 * (total - idle) / total : 0))
+}
+
+wait_quiet() {
+  local start=$SECONDS busy
+  while :; do
+    busy="$(busy_pct)"
+    if [ "$busy" -le "$QUIET_BUSY" ] || [ $((SECONDS - start)) -ge "$QUIET_WAIT" ]; then
+      break
+    fi
+    sleep 2
+  done
+  echo "$busy"
+}
+
+scenario_load=""
+scenario_start() { # WHAT
+  say "$1: waiting for the load average to fall below $MAX_LOAD"
+  scenario_load="$(wait_load)"
+  say "$1 (load $scenario_load)"
+}
+
 # run SCENARIO SERVER REPEAT LOADGEN-ARGS...
 run() {
-  local scenario="$1" server="$2" repeat="$3" load
+  local scenario="$1" server="$2" repeat="$3" busy
   shift 3
-  load="$(wait_load)"
+  busy="$(wait_quiet)"
   start_server "$server" "$OUT/logs/$scenario-$server-$repeat.log"
-  echo "-- $scenario / $server / run $repeat (load $load)" >&2
+  echo "-- $scenario / $server / run $repeat (machine busy ${busy}% before, load $(load1))" >&2
   "$loadgen" --addr "127.0.0.1:$PORT" --pid "$PIDS" --label "$server" \
     --sub-path "$SUB" --pub-path "$PUB" --body "$BODY" "${TLS[@]}" \
-    --tag "scenario=$scenario" --tag "repeat=$repeat" --tag "load_before=$load" \
+    --tag "scenario=$scenario" --tag "repeat=$repeat" --tag "load_before=$(load1)" --tag "scenario_load=$scenario_load" --tag "busy_before_pct=$busy" \
     --tag "key=$KEY" --tag "version=$(version_of "$server")" \
     "$@" >>"$results" 2>"$OUT/logs/$scenario-$server-$repeat.loadgen" ||
     echo "   (loadgen failed; see $OUT/logs/$scenario-$server-$repeat.loadgen)" >&2
@@ -207,7 +242,7 @@ run() {
 started=$SECONDS
 if wanted idle; then
   for n in $IDLE_SIZES; do
-    say "idle: $n streams held 7 s"
+    scenario_start "idle: $n streams held 7 s"
     for r in $(seq "$RUNS"); do
       for s in $SERVERS; do
         run "idle-$n" "$s" "$r" --mode idle --subscribers "$n" --duration 7 --timeout 90
@@ -216,7 +251,7 @@ if wanted idle; then
   done
 fi
 if wanted handshake; then
-  say "handshake: $HANDSHAKES fresh connections, 2 threads, GET /healthz each"
+  scenario_start "handshake: $HANDSHAKES fresh connections, 2 threads, GET /healthz each"
   for r in $(seq "$RUNS"); do
     for s in $SERVERS; do
       run handshake "$s" "$r" --mode handshake --connections "$HANDSHAKES" --workers 2 --timeout 120
@@ -224,7 +259,7 @@ if wanted handshake; then
   done
 fi
 if wanted burst; then
-  say "burst: $BURST_SUBS streams, $BURST_MSGS messages of 256 B, 2 publishers"
+  scenario_start "burst: $BURST_SUBS streams, $BURST_MSGS messages of 256 B, 2 publishers"
   for r in $(seq "$RUNS"); do
     for s in $SERVERS; do
       run burst "$s" "$r" --mode fanout --subscribers "$BURST_SUBS" --messages "$BURST_MSGS" \
@@ -264,9 +299,11 @@ def ratio(a, b, places=2):
 
 pairs = [("sse-hub", "sse-hub-tls"), ("nchan", "nchan-tls")]
 scenarios = sorted({s for s, _ in by})
-loads = [float(r["tags"].get("load_before", "nan")) for r in rows]
-if loads:
-    print(f"Load average (1 min) before the runs: {min(loads):.2f} to {max(loads):.2f}.\n")
+loads = [float(r["tags"]["scenario_load"]) for r in rows if r["tags"].get("scenario_load")]
+busy = [int(r["tags"]["busy_before_pct"]) for r in rows if r["tags"].get("busy_before_pct")]
+if loads and busy:
+    print(f"Load average (1 min) at the start of each scenario: {min(loads):.2f} to {max(loads):.2f}; "
+          f"machine busy before each run: {min(busy)} to {max(busy)} %.\n")
 
 for scenario in [s for s in scenarios if s.startswith("idle-")]:
     n = scenario.split("-")[1]
