@@ -7,6 +7,7 @@
 #   idle-N      N streams held 7 s: the server's RSS (and threads) per stream
 #   handshake   HANDSHAKES fresh connections on 2 threads: connect, a full
 #               TLS handshake (no resumption), GET /healthz, the reply
+#   resumption  the same for the TLS servers, the client resuming sessions
 #   burst       BURST_SUBS streams, BURST_MSGS messages of 256 B as fast as
 #               2 publishers go: deliveries per second
 # then prints the medians and ratios as Markdown tables (and writes them to
@@ -30,7 +31,7 @@ root="$(pwd)"
 
 RUNS="${RUNS:-3}"
 SERVERS="${SERVERS:-sse-hub sse-hub-tls nchan nchan-tls}"
-SCENARIOS="${SCENARIOS:-idle handshake burst}"
+SCENARIOS="${SCENARIOS:-idle handshake resumption burst}"
 IDLE_SIZES="${IDLE_SIZES:-1000 2000}"
 HANDSHAKES="${HANDSHAKES:-2000}"
 BURST_SUBS="${BURST_SUBS:-1000}"
@@ -258,6 +259,17 @@ if wanted handshake; then
     done
   done
 fi
+if wanted resumption; then
+  scenario_start "resumption: $HANDSHAKES fresh connections resuming TLS sessions"
+  for r in $(seq "$RUNS"); do
+    for s in $SERVERS; do
+      case "$s" in
+        *-tls) run resumption "$s" "$r" --mode handshake --connections "$HANDSHAKES" --workers 2 \
+          --tls-resumption --timeout 120 ;;
+      esac
+    done
+  done
+fi
 if wanted burst; then
   scenario_start "burst: $BURST_SUBS streams, $BURST_MSGS messages of 256 B, 2 publishers"
   for r in $(seq "$RUNS"); do
@@ -333,6 +345,21 @@ if "handshake" in scenarios:
         cp, _ = med("handshake", plain, lambda r: r["server_cpu_us_per_connection"])
         ct, _ = med("handshake", tls, lambda r: r["server_cpu_us_per_connection"])
         print(f"| {plain} | {runs} | {fmt(p)} | {fmt(t)} | {ratio(t, p)} | {fmt(h50, 3)} | {fmt(h99, 3)} | {fmt(cp)} | {fmt(ct)} |")
+
+if "resumption" in scenarios:
+    print("\n**Fresh connections resuming a TLS session** (the client keeps sessions; otherwise as above)\n")
+    print("| server | runs | resumed | per s | / full handshakes | handshake p50 ms | server CPU us/conn |")
+    print("|---|---|---|---|---|---|---|")
+    for _, tls in pairs:
+        if tls not in servers:
+            continue
+        t, runs = med("resumption", tls, lambda r: r["connections_per_s"] if r["ok"] else None)
+        full, _ = med("handshake", tls, lambda r: r["connections_per_s"] if r["ok"] else None)
+        h50, _ = med("resumption", tls, lambda r: r["handshake_ms"]["p50"])
+        ct, _ = med("resumption", tls, lambda r: r["server_cpu_us_per_connection"])
+        resumed = sum(r.get("resumed", 0) for r in by.get(("resumption", tls), []))
+        conns = sum(r["ok"] for r in by.get(("resumption", tls), []))
+        print(f"| {tls} | {runs} | {resumed} of {conns} | {fmt(t)} | {ratio(t, full)} | {fmt(h50, 3)} | {fmt(ct)} |")
 
 if "burst" in scenarios:
     print("\n**Burst** (deliveries per second, median of the runs; loss counts every run)\n")

@@ -25,6 +25,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 struct Tally {
     ok: u64,
     failed: u64,
+    /// TLS handshakes that resumed a session (rather than full ones).
+    resumed: u64,
     samples: Vec<String>,
     /// Connect to the end of the reply.
     total: Histogram,
@@ -53,8 +55,9 @@ pub fn run(args: &Run) -> Outcome {
                 let mut tally = Tally::default();
                 while next.fetch_add(1, Ordering::Relaxed) < total && Instant::now() < deadline {
                     match one(addr, tls.as_ref()) {
-                        Ok((handshake, whole)) => {
+                        Ok((handshake, whole, resumed)) => {
                             tally.ok += 1;
+                            tally.resumed += u64::from(resumed);
                             tally.handshake.record(handshake);
                             tally.total.record(whole);
                         }
@@ -75,6 +78,7 @@ pub fn run(args: &Run) -> Outcome {
         let one = thread.join().expect("a worker panicked");
         all.ok += one.ok;
         all.failed += one.failed;
+        all.resumed += one.resumed;
         all.samples.extend(one.samples);
         all.total.merge(&one.total);
         all.handshake.merge(&one.handshake);
@@ -90,9 +94,10 @@ pub fn run(args: &Run) -> Outcome {
         0.0
     };
     eprintln!(
-        "[{}] {} connections ok, {} failed in {elapsed:.2} s on {workers} threads ({}): {per_s:.0}/s; handshake p50 {:.3} ms, p99 {:.3} ms; whole p50 {:.3} ms, p99 {:.3} ms; server CPU {server_cpu:.2} s ({cpu_us:.0} us each), loadgen CPU {:.2} s",
+        "[{}] {} connections ok ({} resumed a TLS session), {} failed in {elapsed:.2} s on {workers} threads ({}): {per_s:.0}/s; handshake p50 {:.3} ms, p99 {:.3} ms; whole p50 {:.3} ms, p99 {:.3} ms; server CPU {server_cpu:.2} s ({cpu_us:.0} us each), loadgen CPU {:.2} s",
         args.label,
         all.ok,
+        all.resumed,
         all.failed,
         match (&args.tls, args.tls_resumption) {
             (None, _) => "plain TCP",
@@ -123,6 +128,7 @@ pub fn run(args: &Run) -> Outcome {
             "workers": workers,
             "ok": all.ok,
             "failed": all.failed,
+            "resumed": all.resumed,
             "error_samples": all.samples,
             "seconds": round(elapsed, 3),
             "connections_per_s": round(per_s, 0),
@@ -138,8 +144,11 @@ pub fn run(args: &Run) -> Outcome {
 }
 
 /// One fresh connection; the nanoseconds to the end of the handshake and
-/// to the end of the reply.
-fn one(addr: std::net::SocketAddr, tls: Option<&crate::tls::Client>) -> Result<(u64, u64), String> {
+/// to the end of the reply, and whether the TLS session was resumed.
+fn one(
+    addr: std::net::SocketAddr,
+    tls: Option<&crate::tls::Client>,
+) -> Result<(u64, u64, bool), String> {
     let start = Instant::now();
     let tcp = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("connect: {e}"))?;
     tcp.set_read_timeout(Some(TIMEOUT))
@@ -152,6 +161,7 @@ fn one(addr: std::net::SocketAddr, tls: Option<&crate::tls::Client>) -> Result<(
         .handshake()
         .map_err(|e| format!("handshake: {e}"))?;
     let handshake = start.elapsed().as_nanos() as u64;
+    let resumed = conn.stream.resumed();
     write!(
         conn.stream,
         "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
@@ -162,5 +172,5 @@ fn one(addr: std::net::SocketAddr, tls: Option<&crate::tls::Client>) -> Result<(
     if reply.status != 200 {
         return Err(format!("status {}", reply.status));
     }
-    Ok((handshake, start.elapsed().as_nanos() as u64))
+    Ok((handshake, start.elapsed().as_nanos() as u64, resumed))
 }

@@ -89,6 +89,16 @@ impl Wire {
     }
 }
 
+impl Wire {
+    /// Whether the TLS handshake resumed a session.
+    pub fn resumed(&self) -> bool {
+        match self {
+            Wire::Plain(_) => false,
+            Wire::Tls(tls) => tls.conn.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+        }
+    }
+}
+
 impl Read for Wire {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
