@@ -1,6 +1,6 @@
 //! HTTPS for the load generator (`--tls-ca FILE`): a rustls client with the
 //! ring provider, as the hub itself uses, that trusts only the CA in that
-//! PEM file and offers ALPN `http/1.1`. The server's name is its IP address
+//! PEM file, offers ALPN `http/1.1` and X25519 first. The server's name is its IP address
 //! (`--addr`), so the certificate must name it (`IP:127.0.0.1`).
 //!
 //! Subscribers drive a [`rustls::ClientConnection`] over their non-blocking
@@ -40,7 +40,18 @@ impl Client {
         // The hub's own provider (src/server/tls.rs says why ring), which
         // rustls deprecates for its lack of post-quantum key exchange.
         #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        // ring's default order puts P-384 first, and a rustls client sends
+        // a key share for its first group only, so every handshake would
+        // be a P-384 one (slow in ring). Browsers, curl and OpenSSL offer
+        // X25519 first (Chromium and Firefox beside a post-quantum hybrid
+        // that ring lacks): so does the load generator.
+        provider.kx_groups = vec![
+            rustls::crypto::ring::kx_group::X25519,
+            rustls::crypto::ring::kx_group::SECP256R1,
+            rustls::crypto::ring::kx_group::SECP384R1,
+        ];
+        let provider = Arc::new(provider);
         let mut config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?
