@@ -13,7 +13,7 @@
 # then prints the medians and ratios as Markdown tables (and writes them to
 # $OUT/tables.md).
 #
-#   bench/tls.sh                       # the full run (about 10 minutes)
+#   bench/tls.sh                       # the full run (10 to 20 minutes)
 #   RUNS=1 IDLE_SIZES=200 HANDSHAKES=300 BURST_SUBS=100 BURST_MSGS=200 bench/tls.sh
 #   SERVERS="sse-hub sse-hub-tls" SCENARIOS="handshake" bench/tls.sh
 #
