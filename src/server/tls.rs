@@ -16,6 +16,7 @@ use std::sync::{Arc, RwLock};
 
 use log::info;
 use rustls::crypto::CryptoProvider;
+use rustls::crypto::ring::kx_group;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -63,7 +64,12 @@ impl Certificates {
         // no post-quantum key exchange (X25519MLKEM768), which aws-lc-rs
         // has at the price of a much longer C build. The README says so.
         #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        // X25519 first: what browsers, curl and OpenSSL send a key share
+        // for, and about four times cheaper than P-384, which ring's
+        // default order puts first (BENCHMARKS.md, "HTTPS").
+        provider.kx_groups = vec![kx_group::X25519, kx_group::SECP256R1, kx_group::SECP384R1];
+        let provider = Arc::new(provider);
         let pair = read_pair(&files, &provider)?;
         Ok(Arc::new(Certificates {
             files,

@@ -13,6 +13,10 @@
 //! - `idle`: open N streams, hold them, and measure the server's memory,
 //!   threads and kernel stacks per stream and the time it took to open them
 //!   all.
+//! - `handshake`: `--connections` fresh connections, one after the other
+//!   on each of `--workers` threads: connect, (with `--tls-ca`) the TLS
+//!   handshake, `GET /healthz` with `Connection: close`, the reply;
+//!   connections per second, their time, and the server's CPU time each.
 //! - `churn`: subscribers on channels and on the global stream that read
 //!   for a while, leave (cleanly, with a reset, or by stalling) and resume
 //!   with `Last-Event-ID`, under a steady publisher, for `--duration`; the
@@ -20,14 +24,19 @@
 //!   `--sample-every`, and loss, duplicates and order across resumes
 //!   (`bench/soak.sh`).
 //!
+//! With `--tls-ca FILE`, every mode but `churn` speaks HTTPS, trusting the
+//! CA in that file (`tls.rs`).
+//!
 //! The report goes to stderr for people and as one JSON line to stdout for
 //! `bench/run.sh`. Every run is bounded by `--timeout`.
 
 mod churn;
+mod handshake;
 mod measure;
 mod publish;
 mod stream;
 mod subscribe;
+mod tls;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -49,6 +58,7 @@ enum Mode {
     Publish,
     Idle,
     Churn,
+    Handshake,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -162,6 +172,20 @@ struct Args {
     /// churn: seed of the random visits
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// HTTPS: trust the CA certificate(s) in this PEM file; the server's
+    /// certificate must name the --addr IP
+    #[arg(long)]
+    tls_ca: Option<std::path::PathBuf>,
+    /// With --tls-ca: let the client resume TLS sessions (by default every
+    /// handshake is a full one)
+    #[arg(long)]
+    tls_resumption: bool,
+    /// handshake: fresh connections in all
+    #[arg(long, default_value_t = 2000)]
+    connections: u64,
+    /// handshake: threads opening connections one after the other
+    #[arg(long, default_value_t = 2)]
+    workers: usize,
     /// KEY=VALUE copied into the JSON line's "tags" (for bench/run.sh)
     #[arg(long, value_parser = tag)]
     tag: Vec<(String, String)>,
@@ -187,12 +211,28 @@ fn main() -> ExitCode {
         eprintln!("loadgen: --batch must be at least 1, and more than 1 needs --body json");
         return ExitCode::from(2);
     }
+    if args.tls_ca.is_some() && args.mode == Mode::Churn {
+        eprintln!("loadgen: churn does not speak TLS");
+        return ExitCode::from(2);
+    }
+    let tls = match &args.tls_ca {
+        None => None,
+        Some(ca) => match tls::Client::new(ca, args.addr, args.tls_resumption) {
+            Ok(client) => Some(client),
+            Err(e) => {
+                eprintln!("loadgen: --tls-ca: {e}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let args = Run { args, tls };
     measure::raise_open_files();
     let result = match args.mode {
         Mode::Fanout => fanout(&args),
         Mode::Publish => publish_only(&args),
         Mode::Idle => idle(&args),
         Mode::Churn => churn_mode(&args),
+        Mode::Handshake => handshake::run(&args),
     };
     match result {
         Ok(report) => {
@@ -203,6 +243,20 @@ fn main() -> ExitCode {
             eprintln!("loadgen: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The arguments, and the TLS client they ask for.
+struct Run {
+    args: Args,
+    tls: Option<tls::Client>,
+}
+
+impl std::ops::Deref for Run {
+    type Target = Args;
+
+    fn deref(&self) -> &Args {
+        &self.args
     }
 }
 
@@ -225,7 +279,7 @@ fn add(report: &mut Value, fields: Value) {
 }
 
 /// How opening the event streams went.
-fn streams_json(args: &Args, subs: &Subscribers, connect_s: f64) -> Value {
+fn streams_json(args: &Run, subs: &Subscribers, connect_s: f64) -> Value {
     json!({
         "subscribers": args.subscribers,
         "connected": subs.opened,
@@ -236,7 +290,7 @@ fn streams_json(args: &Args, subs: &Subscribers, connect_s: f64) -> Value {
     })
 }
 
-fn common(args: &Args) -> Value {
+fn common(args: &Run) -> Value {
     let tags: serde_json::Map<String, Value> = args
         .tag
         .iter()
@@ -248,6 +302,8 @@ fn common(args: &Args) -> Value {
         "tags": tags,
         "argv": std::env::args().collect::<Vec<_>>(),
         "load1_start": measure::load_average(),
+        "tls": args.tls_ca.is_some(),
+        "tls_resumption": args.tls_ca.is_some() && args.tls_resumption,
     })
 }
 
@@ -264,14 +320,15 @@ fn usage_json(before: &Usage, after: &Usage) -> Value {
     })
 }
 
-fn subscribe_target(args: &Args) -> subscribe::Target {
+fn subscribe_target(args: &Run) -> subscribe::Target {
     subscribe::Target {
         addr: args.addr,
         path: args.sub_path.clone(),
+        tls: args.tls.clone(),
     }
 }
 
-fn publish_target(args: &Args) -> publish::Target {
+fn publish_target(args: &Run) -> publish::Target {
     publish::Target {
         addr: args.addr,
         path: args.pub_path.clone(),
@@ -280,12 +337,13 @@ fn publish_target(args: &Args) -> publish::Target {
             Body::Raw => BodyFormat::Raw,
         },
         idempotency_keys: args.idempotency_keys,
+        tls: args.tls.clone(),
     }
 }
 
 /// Opens the streams; returns them and the seconds it took.
 fn open_streams(
-    args: &Args,
+    args: &Run,
     tracker: Tracker,
     origin: Instant,
     deadline: Instant,
@@ -314,7 +372,7 @@ fn open_streams(
     Ok((subs, connect_s))
 }
 
-fn fanout(args: &Args) -> Outcome {
+fn fanout(args: &Run) -> Outcome {
     let origin = Instant::now();
     let deadline = origin + Duration::from_secs_f64(args.timeout);
     let mut report = common(args);
@@ -477,7 +535,7 @@ fn fanout(args: &Args) -> Outcome {
     Ok(report)
 }
 
-fn churn_mode(args: &Args) -> Outcome {
+fn churn_mode(args: &Run) -> Outcome {
     if args.channels == 0 || args.rate <= 0.0 {
         return Err("churn needs --channels and --rate above 0".into());
     }
@@ -513,7 +571,7 @@ fn quantiles(histogram: &Histogram) -> Value {
     })
 }
 
-fn publish_only(args: &Args) -> Outcome {
+fn publish_only(args: &Run) -> Outcome {
     let origin = Instant::now();
     let mut report = common(args);
     let before = measure::usage(&args.pid);
@@ -578,7 +636,7 @@ fn publish_only(args: &Args) -> Outcome {
     Ok(report)
 }
 
-fn idle(args: &Args) -> Outcome {
+fn idle(args: &Run) -> Outcome {
     let origin = Instant::now();
     let deadline = origin + Duration::from_secs_f64(args.timeout);
     let mut report = common(args);

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use crate::measure::Histogram;
 use crate::stream::{Head, parse_head};
+use crate::tls::{Client, Wire};
 
 /// How a message becomes a request body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,7 +31,7 @@ pub enum BodyFormat {
 }
 
 /// Where and how to publish.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     pub path: String,
@@ -38,6 +39,8 @@ pub struct Target {
     /// Send each POST with its own `Idempotency-Key` (the first message's
     /// sequence number), as a careful publisher would.
     pub idempotency_keys: bool,
+    /// HTTPS, with this client; plain HTTP without.
+    pub tls: Option<crate::tls::Client>,
 }
 
 /// What to publish.
@@ -162,7 +165,7 @@ fn publisher(
         }
         let conn = match &mut connection {
             Some(conn) => conn,
-            None => match Connection::open(target.addr) {
+            None => match Connection::open_with(target.addr, target.tls.as_ref()) {
                 Ok(conn) => connection.insert(conn),
                 Err(e) => {
                     note_error(&mut report, format!("connect: {e}"));
@@ -318,7 +321,7 @@ pub struct Reply {
 
 /// One keep-alive connection and the bytes read past the last reply.
 pub struct Connection {
-    pub stream: TcpStream,
+    pub stream: Wire,
     buf: Vec<u8>,
     /// The last reply's body.
     body: Vec<u8>,
@@ -326,12 +329,23 @@ pub struct Connection {
 
 impl Connection {
     pub fn open(addr: SocketAddr) -> io::Result<Connection> {
+        Connection::open_with(addr, None)
+    }
+
+    /// A connection over plain TCP, or over TLS with `tls` (the handshake
+    /// happens with the first request).
+    pub fn open_with(addr: SocketAddr, tls: Option<&Client>) -> io::Result<Connection> {
         let stream = TcpStream::connect(addr)?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(REPLY_TIMEOUT))?;
         stream.set_write_timeout(Some(REPLY_TIMEOUT))?;
+        Connection::over(stream, tls)
+    }
+
+    /// A connection on a socket already connected, with its timeouts set.
+    pub fn over(stream: TcpStream, tls: Option<&Client>) -> io::Result<Connection> {
         Ok(Connection {
-            stream,
+            stream: Wire::new(stream, tls)?,
             buf: Vec::with_capacity(4096),
             body: Vec::with_capacity(4096),
         })
@@ -443,6 +457,7 @@ mod tests {
             path: "/broadcast".into(),
             format: BodyFormat::Json,
             idempotency_keys: false,
+            tls: None,
         };
         let mut out = Vec::new();
         build_request(&mut out, &target, &["1 2 x".into()]);

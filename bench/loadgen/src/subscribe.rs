@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use rustls::ClientConnection;
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::stream::{Progress, Stamp, StreamParser};
@@ -49,6 +50,8 @@ enum State {
 
 struct Conn {
     stream: TcpStream,
+    /// The TLS session over `stream`, with `--tls-ca`.
+    tls: Option<Box<ClientConnection>>,
     state: State,
     parser: StreamParser,
     /// When this attempt started.
@@ -67,10 +70,12 @@ impl Conn {
 }
 
 /// Where and how to subscribe.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Target {
     pub addr: SocketAddr,
     pub path: String,
+    /// HTTPS, with this client; plain HTTP without.
+    pub tls: Option<crate::tls::Client>,
 }
 
 /// How streams are opened.
@@ -311,6 +316,10 @@ impl Subscribers {
             }
         };
         let mut stream = TcpStream::from_std(socket.into());
+        let tls = match &self.target.tls {
+            Some(client) => Some(Box::new(client.session()?)),
+            None => None,
+        };
         if state == State::Connecting {
             self.poll.registry().register(
                 &mut stream,
@@ -320,6 +329,7 @@ impl Subscribers {
         }
         Ok(Conn {
             stream,
+            tls,
             state,
             parser: StreamParser::new(),
             started: Instant::now(),
@@ -397,6 +407,13 @@ impl Subscribers {
         }
         if let State::Requesting(mut written) = self.conns[index].state {
             let conn = &mut self.conns[index];
+            if let Some(tls) = &mut conn.tls {
+                // Queued as plaintext, and sent once the handshake is done.
+                if let Err(e) = tls.writer().write_all(&self.request) {
+                    return self.fail(index, format!("request: {e}"));
+                }
+                written = self.request.len();
+            }
             while written < self.request.len() {
                 match conn.stream.write(&self.request[written..]) {
                     Ok(n) => written += n,
@@ -410,7 +427,53 @@ impl Subscribers {
             conn.state = State::Head;
         }
         if matches!(self.conns[index].state, State::Head | State::Open) {
-            self.read(index);
+            if self.conns[index].tls.is_some() {
+                self.read_tls(index);
+            } else {
+                self.read(index);
+            }
+        }
+    }
+
+    /// [`Subscribers::read`] through the TLS session: sends what the
+    /// session has to send (the handshake, the request), reads records
+    /// until the socket says WouldBlock, and hands the plaintext on.
+    fn read_tls(&mut self, index: usize) {
+        loop {
+            let Conn { stream, tls, .. } = &mut self.conns[index];
+            let Some(tls) = tls.as_mut() else { return };
+            while tls.wants_write() {
+                match tls.write_tls(stream) {
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return self.end(index, format!("write: {e}")),
+                }
+            }
+            match tls.read_tls(stream) {
+                Ok(0) => return self.end(index, "closed by the server".into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.end(index, format!("read: {e}")),
+            }
+            if let Err(e) = tls.process_new_packets() {
+                return self.end(index, format!("TLS: {e}"));
+            }
+            loop {
+                let Some(tls) = self.conns[index].tls.as_mut() else {
+                    return;
+                };
+                match tls.reader().read(&mut self.buf) {
+                    Ok(0) => return self.end(index, "the server closed the session".into()),
+                    Ok(n) => {
+                        if !self.consume(index, n) {
+                            return;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => return self.end(index, format!("TLS read: {e}")),
+                }
+            }
         }
     }
 
@@ -424,30 +487,43 @@ impl Subscribers {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return self.end(index, format!("read: {e}")),
             };
-            let now_ns = self.origin.elapsed().as_nanos() as u64;
-            self.stamps.clear();
-            let progress = conn.parser.feed(&self.buf[..n], &mut self.stamps);
-            for &stamp in &self.stamps {
-                self.tracker.record(index, stamp, now_ns);
-            }
-            if conn.state == State::Head {
-                match conn.parser.status() {
-                    Some(200) => {
-                        conn.state = State::Open;
-                        self.opened += 1;
-                        self.last_open_ns = now_ns;
-                    }
-                    Some(status) => return self.fail(index, format!("status {status}")),
-                    None => {}
-                }
-            }
-            match progress {
-                Progress::Ended => return self.end(index, "the server ended the body".into()),
-                Progress::Broken => return self.end(index, "unreadable response".into()),
-                Progress::Head | Progress::Body => {}
+            if !self.consume(index, n) {
+                return;
             }
             // Edge-triggered: read until the socket says WouldBlock.
         }
+    }
+
+    /// Parses the `n` bytes of the response in `buf`; false once the
+    /// stream has ended or failed.
+    fn consume(&mut self, index: usize, n: usize) -> bool {
+        let conn = &mut self.conns[index];
+        let now_ns = self.origin.elapsed().as_nanos() as u64;
+        self.stamps.clear();
+        let progress = conn.parser.feed(&self.buf[..n], &mut self.stamps);
+        for &stamp in &self.stamps {
+            self.tracker.record(index, stamp, now_ns);
+        }
+        if conn.state == State::Head {
+            match conn.parser.status() {
+                Some(200) => {
+                    conn.state = State::Open;
+                    self.opened += 1;
+                    self.last_open_ns = now_ns;
+                }
+                Some(status) => {
+                    self.fail(index, format!("status {status}"));
+                    return false;
+                }
+                None => {}
+            }
+        }
+        match progress {
+            Progress::Ended => self.end(index, "the server ended the body".into()),
+            Progress::Broken => self.end(index, "unreadable response".into()),
+            Progress::Head | Progress::Body => return true,
+        }
+        false
     }
 
     /// A stream ended: before it opened it failed, after it was closed.
