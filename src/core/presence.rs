@@ -125,6 +125,10 @@ impl Book {
     /// Takes `client` out; its channels with presence and its user, if it
     /// was in any.
     pub(crate) fn leave(&self, client: ClientId) -> Option<(Vec<Channel>, Option<String>)> {
+        // Every stream's end passes here: without presence, no lock.
+        if self.patterns.is_empty() {
+            return None;
+        }
         let mut inner = self.lock();
         let (channels, user) = inner.clients.remove(&client)?;
         for channel in &channels {
