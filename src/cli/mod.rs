@@ -3,4 +3,5 @@
 
 pub(crate) mod args;
 pub(crate) mod logger;
+pub(crate) mod memory;
 pub(crate) mod token;
