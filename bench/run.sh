@@ -25,7 +25,9 @@
 # Environment:
 #   REPEATS=3        runs per figure (the tables show the median)
 #   BURST_REPEATS=$REPEATS  runs of the burst scenario (up to a minute each)
-#   SERVERS="sse-hub axum node nchan"
+#   SERVERS="sse-hub axum node nchan"   (add sse-hub-before with BEFORE_HUB)
+#   BEFORE_HUB=PATH  another build of the sse-hub binary, run as the server
+#                    "sse-hub-before", for a before/after in the same run
 #   SCENARIOS="idle steady steady5k burst batch publish"   run only these;
 #                    the tables keep the last results of the others (one
 #                    file per scenario)
@@ -133,6 +135,14 @@ start_server() { # NAME LOG
       PIDS="$MAIN"
       SUB=/events PUB=/broadcast BODY=json
       ;;
+    sse-hub-before)
+      RUST_LOG=warn,sse_hub::server=info "${BEFORE_HUB:?BEFORE_HUB names the build to compare}" \
+        --listen 127.0.0.1:0 --max-clients 10000 2>"$log" &
+      MAIN=$!
+      PORT="$(wait_for_log "$log")"
+      PIDS="$MAIN"
+      SUB=/events PUB=/broadcast BODY=json
+      ;;
     axum)
       "$axum_bin" --listen 127.0.0.1:0 2>"$log" &
       MAIN=$!
@@ -176,6 +186,7 @@ trap 'stop_server' EXIT
 version_of() {
   case "$1" in
     sse-hub) echo "$hub_version" ;;
+    sse-hub-before) echo "sse-hub before: $BEFORE_HUB" ;;
     axum) echo "axum $(locked_version axum), tokio $(locked_version tokio)" ;;
     node) echo "node $(node --version)" ;;
     nchan) echo "nginx $(nginx -v 2>&1 | sed 's/.*nginx\///'), nchan $(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo '?')" ;;
@@ -231,7 +242,7 @@ run() {
 # Batch publish (a JSON array body) is sse-hub's and the axum peer's; the
 # others get a line saying so instead of a run. Publishing the messages one
 # by one would measure something else.
-supports_batch() { case "$1" in sse-hub | axum) return 0 ;; *) return 1 ;; esac; }
+supports_batch() { case "$1" in sse-hub | sse-hub-before | axum) return 0 ;; *) return 1 ;; esac; }
 unsupported() { # SCENARIO SERVER REPEAT WHY
   echo "-- $1 / $2 / run $3: not supported ($4)" >&2
   printf '{"label":"%s","mode":"unsupported","unsupported":"%s","tags":{"scenario":"%s","repeat":"%s"}}\n' \

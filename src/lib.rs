@@ -30,6 +30,13 @@
 //!                                 shared bytes
 //! ```
 //!
+//! At steady traffic one step is skipped: a frame for a stream whose
+//! writer sleeps on an empty queue, and that goes plain onto a socket, is
+//! sent by the hub thread itself with one non-blocking `send`, so no
+//! thread wakes (`core/direct.rs`). The writer stays the stream's owner:
+//! whatever does not go out at once, heartbeats, replay and the end are
+//! its, and it alone blocks on the socket.
+//!
 //! `docs/PROTOCOL.md` in the repository walks
 //! through the protocol and this code together.
 //!

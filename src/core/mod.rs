@@ -17,6 +17,7 @@ pub(crate) mod client_id;
 pub(crate) mod closed;
 pub(crate) mod command;
 pub(crate) mod config;
+pub(crate) mod direct;
 pub mod event_id;
 pub(crate) mod gzip;
 pub(crate) mod hangup;

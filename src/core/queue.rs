@@ -24,6 +24,12 @@
 //! the frame instead of sleeping, or the taker's note comes first and the
 //! push finds it. (`std::thread::park` keeps a wake-up that arrives before
 //! the sleep, so the order of the wake-up and the sleep does not matter.)
+//!
+//! A stream on a plain socket may also let the hub write a frame itself
+//! while the taker sleeps (`direct.rs`): the push then *claims* the queue
+//! instead of handing back the thread, and the hub sends what is queued
+//! later ([`Queue::send_claimed`]). The claim lives under the same lock
+//! as the note; `direct.rs` has its rules.
 
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
@@ -31,6 +37,7 @@ use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
 use crate::core::closed::Closed;
+use crate::core::direct::{self, Sent, Socket};
 use crate::core::sse::Frame;
 
 /// What a push did.
@@ -38,8 +45,12 @@ use crate::core::sse::Frame;
 pub(crate) enum Pushed {
     /// Queued; wake this thread, which sleeps waiting for it.
     Wake(Thread),
-    /// Queued; the taker is awake and will find it.
+    /// Queued; the taker is awake and will find it, or the hub holds a
+    /// claim that will send it.
     Queued,
+    /// Queued and claimed: the taker sleeps, and the hub sends what is
+    /// queued itself, with [`Queue::send_claimed`], as soon as it can.
+    Claimed,
     /// Refused: the queue holds `capacity` events already.
     Full,
     /// Refused: the queue is closed.
@@ -65,6 +76,24 @@ struct State {
     closed: Option<Closed>,
     /// The taker's thread while it sleeps on an empty queue.
     sleeper: Option<Thread>,
+    /// The stream's socket, while the taker lets the hub send to it.
+    direct: Option<Socket>,
+    /// The hub holds the socket and will send what is queued.
+    claimed: bool,
+    /// Wire bytes, already framed, that a direct send left: the taker
+    /// writes them before anything else.
+    rest: Vec<u8>,
+}
+
+/// What [`Queue::send_claimed`] did.
+#[derive(Debug)]
+pub(crate) enum Delivered {
+    /// Every queued byte went out: these many events.
+    Sent(u64),
+    /// Not all of it: wake this thread to write the rest.
+    Wake(Thread),
+    /// No claim (the queue was closed meanwhile), or no one to wake.
+    Nothing,
 }
 
 /// One subscriber's bounded queue of frames; see the module docs.
@@ -78,6 +107,10 @@ pub(crate) struct Queue {
 /// idle subscriber does not keep a burst's worth of memory.
 const KEEP_SLOTS: usize = 16;
 
+/// How long a taker whose deadline has passed sleeps at a time while the
+/// hub's claim on its socket stands (a claim lasts one send).
+const CLAIM_POLL: Duration = Duration::from_millis(1);
+
 impl Queue {
     /// An empty queue for at most `capacity` events.
     pub(crate) fn new(capacity: usize) -> Queue {
@@ -87,6 +120,9 @@ impl Queue {
                 events: 0,
                 closed: None,
                 sleeper: None,
+                direct: None,
+                claimed: false,
+                rest: Vec::new(),
             }),
             capacity: capacity as u64,
         }
@@ -104,10 +140,77 @@ impl Queue {
         }
         state.frames.push_back(frame.clone());
         state.events += events;
+        if state.claimed {
+            return Pushed::Queued;
+        }
+        if state.sleeper.is_some()
+            && state.direct.is_some()
+            && state.frames.len() == 1
+            && state.rest.is_empty()
+        {
+            state.claimed = true;
+            return Pushed::Claimed;
+        }
         match state.sleeper.take() {
             Some(thread) => Pushed::Wake(thread),
             None => Pushed::Queued,
         }
+    }
+
+    /// Sends what a claim holds (hub side, after [`Pushed::Claimed`]),
+    /// without blocking, and ends the claim; see `direct.rs`.
+    pub(crate) fn send_claimed(&self) -> Delivered {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if !state.claimed {
+            return Delivered::Nothing;
+        }
+        state.claimed = false;
+        let Some(socket) = state.direct else {
+            return state
+                .sleeper
+                .take()
+                .map_or(Delivered::Nothing, Delivered::Wake);
+        };
+        match direct::send(socket, &state.frames, &mut state.rest) {
+            Sent::All => {
+                state.frames.clear();
+                Delivered::Sent(std::mem::take(&mut state.events))
+            }
+            Sent::Part => {
+                // The events stay counted until the taker has written them.
+                state.frames.clear();
+                state
+                    .sleeper
+                    .take()
+                    .map_or(Delivered::Nothing, Delivered::Wake)
+            }
+            Sent::Nothing => state
+                .sleeper
+                .take()
+                .map_or(Delivered::Nothing, Delivered::Wake),
+        }
+    }
+
+    /// Lets the hub send to `socket` while the taker sleeps (taker side),
+    /// until [`Queue::forbid_direct`]. The socket must stay open until then.
+    pub(crate) fn allow_direct(&self, socket: Socket) {
+        self.lock().direct = Some(socket);
+    }
+
+    /// Ends what [`Queue::allow_direct`] allowed (taker side, awake: so no
+    /// claim stands).
+    pub(crate) fn forbid_direct(&self) {
+        let mut state = self.lock();
+        debug_assert!(!state.claimed);
+        state.direct = None;
+    }
+
+    /// Moves the bytes a direct send left into `into` (taker side, after
+    /// [`Took::Events`]): they go on the wire as they are, before the
+    /// frames taken with them.
+    pub(crate) fn take_rest(&self, into: &mut Vec<u8>) {
+        std::mem::swap(&mut self.lock().rest, into);
     }
 
     /// Closes the queue (hub side): the taker gets what is queued, then
@@ -116,6 +219,8 @@ impl Queue {
     pub(crate) fn close(&self, why: Closed) -> Option<Thread> {
         let mut state = self.lock();
         state.closed.get_or_insert(why);
+        // A claim not sent yet ends here: the taker writes the frames.
+        state.claimed = false;
         state.sleeper.take()
     }
 
@@ -131,14 +236,34 @@ impl Queue {
     pub(crate) fn take(&self, into: &mut VecDeque<Frame>) -> Took {
         debug_assert!(into.is_empty());
         let mut state = self.lock();
-        if state.frames.is_empty() {
+        if state.claimed {
+            // The hub is sending what is queued: nothing for the taker.
+            return Took::Empty;
+        }
+        if state.frames.is_empty() && state.rest.is_empty() {
             return match state.closed {
-                Some(why) => Took::Closed(why),
+                Some(why) => {
+                    state.sleeper = None;
+                    Took::Closed(why)
+                }
                 None => Took::Empty,
             };
         }
+        // Awake with work: no claim may start until the taker sleeps again.
+        state.sleeper = None;
         std::mem::swap(&mut state.frames, into);
         Took::Events(std::mem::take(&mut state.events))
+    }
+
+    /// True if nothing is queued and no claim stands (taker side); the
+    /// taker is then awake, its note cleared, so no claim can start.
+    fn idle(&self) -> bool {
+        let mut state = self.lock();
+        if state.claimed {
+            return false;
+        }
+        state.sleeper = None;
+        state.frames.is_empty() && state.rest.is_empty() && state.closed.is_none()
     }
 
     /// Sleeps until a push or a close, or until `timeout` (`None`: no
@@ -147,7 +272,9 @@ impl Queue {
     pub(crate) fn wait(&self, timeout: Option<Duration>) {
         {
             let mut state = self.lock();
-            if !state.frames.is_empty() || state.closed.is_some() {
+            let ready =
+                !state.frames.is_empty() || !state.rest.is_empty() || state.closed.is_some();
+            if ready && !state.claimed {
                 return;
             }
             state.sleeper = Some(thread::current());
@@ -158,8 +285,12 @@ impl Queue {
         }
         // Woken by a push, which took the note, or by the timeout or a
         // spurious wake-up, which did not: a stale note would cost a later
-        // push a needless wake-up.
-        self.lock().sleeper = None;
+        // push a needless wake-up. Under a claim the note stays: the hub
+        // counts on it, and takes it if the taker must finish the send.
+        let mut state = self.lock();
+        if !state.claimed {
+            state.sleeper = None;
+        }
     }
 
     /// The one consumer loop (taker side): moves everything queued into
@@ -178,9 +309,15 @@ impl Queue {
                 Some(deadline) => {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
-                        return Took::Empty;
+                        if self.idle() {
+                            return Took::Empty;
+                        }
+                        // A claim stands (the hub is sending) or something
+                        // came: look again shortly.
+                        Some(CLAIM_POLL)
+                    } else {
+                        Some(left)
                     }
-                    Some(left)
                 }
                 None => None,
             };
@@ -211,6 +348,7 @@ fn trim(buffer: &mut VecDeque<Frame>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::direct::Socket;
     use std::sync::Arc;
     use std::time::Instant;
 
@@ -285,6 +423,68 @@ mod tests {
         );
         woken.unpark();
         assert_eq!(sleeper.join().unwrap(), Took::Events(2));
+    }
+
+    /// A claim on a parked taker: the hub sends what fits, and the taker
+    /// is woken to write the rest of the chunk, as it is, before anything
+    /// queued after it.
+    #[test]
+    fn a_claimed_send_that_does_not_fit_leaves_the_rest_to_the_taker() {
+        use std::io::Read;
+        use std::net::{TcpListener, TcpStream};
+        use std::os::fd::AsRawFd;
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let queue = Arc::new(Queue::new(10));
+        queue.allow_direct(Socket::new(server.as_raw_fd(), true));
+        let taker = {
+            let queue = Arc::clone(&queue);
+            thread::spawn(move || {
+                let mut got = VecDeque::new();
+                let took = queue.next_batch(&mut got, None);
+                let mut rest = Vec::new();
+                queue.take_rest(&mut rest);
+                (took, got.len(), rest)
+            })
+        };
+        let guard = Instant::now();
+        while queue.lock().sleeper.is_none() {
+            assert!(guard.elapsed() < Duration::from_secs(20), "never slept");
+            thread::sleep(Duration::from_millis(1));
+        }
+        // More than loopback's buffers take at once.
+        let big = Frame::new(&vec![b'x'; 32 << 20], 1);
+        assert!(matches!(queue.push(&big), Pushed::Claimed));
+        assert!(
+            matches!(queue.push(&frame(1)), Pushed::Queued),
+            "joins the claim"
+        );
+        let Delivered::Wake(thread) = queue.send_claimed() else {
+            panic!("32 MiB went out at once");
+        };
+        thread.unpark();
+        let (took, frames, rest) = taker.join().unwrap();
+        assert_eq!(
+            took,
+            Took::Events(2),
+            "the events count once the taker writes them"
+        );
+        assert_eq!(frames, 0, "the frames went on the wire, in part");
+        assert!(
+            matches!(queue.send_claimed(), Delivered::Nothing),
+            "the claim ended"
+        );
+
+        let wire_len = format!("{:x}\r\n", big.len() + 9).len() + big.len() + 9 + 2;
+        let mut sent = vec![0; wire_len - rest.len()];
+        client.read_exact(&mut sent).unwrap();
+        let mut wire = sent;
+        wire.extend_from_slice(&rest);
+        let head = format!("{:x}\r\n", big.len() + 9);
+        assert!(wire.starts_with(head.as_bytes()));
+        assert!(wire.ends_with(b"xdata: x\n\n\r\n"));
     }
 
     /// The protocol under load: a taker that sleeps whenever its queue is

@@ -58,11 +58,16 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
         Ok(user) => wanted.user(user),
         Err(refusal) => return ctx.replies.refuse(request, &refusal),
     };
-    let stream = match EventStream::open(&ctx.hub, wanted) {
+    let mut stream = match EventStream::open(&ctx.hub, wanted) {
         Ok(stream) => stream,
         Err(e) => return refuse(ctx, request, &e),
     };
     let client = stream.client();
+    if let Some(fd) = request.socket_fd().filter(|_| plain(ctx)) {
+        // The writer below writes straight to this socket, flushing every
+        // batch: the hub may send to it while this thread sleeps.
+        stream.deliver_directly(fd);
+    }
     let _watch = request.socket_fd().and_then(|fd| {
         stream
             .watch_with(&ctx.hangups, fd)
@@ -77,6 +82,14 @@ pub(super) fn subscribe(ctx: &Arc<Context>, request: Request) {
     }
     stream.run(request.into_writer());
     // `_watch` ends here, while the connection is still open.
+}
+
+/// True if connections are plain TCP, not TLS.
+fn plain(ctx: &Context) -> bool {
+    #[cfg(feature = "tls")]
+    return ctx.config.tls.is_none();
+    #[cfg(not(feature = "tls"))]
+    return true;
 }
 
 /// 503 with `Retry-After`, and the connection closes: a subscriber turned

@@ -20,7 +20,10 @@
 //! those threads afterwards, a few at a time between commands, so a
 //! publisher never waits for a thousand system calls, and a writer that is
 //! still busy with the last batch when the next message comes is not woken
-//! twice: it finds the message when it comes back for more.
+//! twice: it finds the message when it comes back for more. A sleeping
+//! stream on a plain socket is not woken at all: the push claims its
+//! socket, and the hub sends the frame itself, deferred the same way
+//! (`direct.rs`).
 //!
 //! Subscribing: in one step the hub computes the replay a resuming client is
 //! owed and registers its queue for live messages, so nothing falls between
@@ -54,7 +57,7 @@ use crate::core::config::HubConfig;
 use crate::core::event_id::{EventId, IdClock, now_ms};
 use crate::core::history::{History, Replay};
 use crate::core::metrics::{Counters, Stats};
-use crate::core::queue::{Pushed, Queue};
+use crate::core::queue::{Delivered, Pushed, Queue};
 use crate::core::sse::{Frame, push_id_line};
 use crate::core::upstream::{Incoming, Until};
 use crate::error::Error;
@@ -99,9 +102,18 @@ impl Members {
 struct Fallout {
     /// Threads asleep on a queue that now holds something.
     wake: VecDeque<Thread>,
+    /// Queues whose sleeping stream's socket the hub claimed, to send to
+    /// (`direct.rs`).
+    claimed: VecDeque<Arc<Queue>>,
     /// Subscribers whose queue refused a frame: `true` when it was full,
     /// `false` when it was closed already.
     refused: Vec<(ClientId, bool)>,
+}
+
+impl Fallout {
+    fn is_empty(&self) -> bool {
+        self.wake.is_empty() && self.claimed.is_empty()
+    }
 }
 
 /// Queues `frame` for every member; returns how many took it. When
@@ -117,6 +129,7 @@ fn fan_out(
         match queue.push(frame) {
             Pushed::Queued => {}
             Pushed::Wake(thread) => fallout.wake.push_back(thread),
+            Pushed::Claimed => fallout.claimed.push_back(Arc::clone(queue)),
             Pushed::Full => {
                 fallout.refused.push((id, true));
                 continue;
@@ -231,7 +244,7 @@ impl HubThread {
     /// steady stream of publishes the sleeping writers are still woken.
     pub(crate) fn run(mut self) {
         loop {
-            let command = if self.fallout.wake.is_empty() {
+            let command = if self.fallout.is_empty() {
                 match self.commands.recv() {
                     Ok(command) => command,
                     Err(_) => break,
@@ -292,7 +305,20 @@ impl HubThread {
         self.shut_down();
     }
 
+    /// Pays a few of the sends and wake-ups owed.
     fn wake_some(&mut self) {
+        let n = self.fallout.claimed.len().min(WAKE_BATCH);
+        let mut sent = 0;
+        for queue in self.fallout.claimed.drain(..n) {
+            match queue.send_claimed() {
+                Delivered::Sent(events) => sent += events,
+                Delivered::Wake(thread) => self.fallout.wake.push_back(thread),
+                Delivered::Nothing => {}
+            }
+        }
+        if sent > 0 {
+            Counters::add(&self.counters.delivered, sent);
+        }
         let n = self.fallout.wake.len().min(WAKE_BATCH);
         for thread in self.fallout.wake.drain(..n) {
             thread.unpark();
@@ -611,6 +637,9 @@ impl HubThread {
     /// Closes every queue, so every stream ends, and waits a little for
     /// them to say goodbye.
     fn shut_down(mut self) {
+        while !self.fallout.claimed.is_empty() {
+            self.wake_some();
+        }
         for thread in self.fallout.wake.drain(..) {
             thread.unpark();
         }

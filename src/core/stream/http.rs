@@ -114,8 +114,20 @@ impl<W: Write> Body<W> {
         }
     }
 
-    fn chunked(&self) -> bool {
+    pub(crate) fn chunked(&self) -> bool {
         self.framing == Framing::Chunked
+    }
+
+    pub(crate) fn gzip(&self) -> bool {
+        self.gzip.is_some()
+    }
+
+    /// Writes bytes that carry their own framing straight out, between
+    /// batches (what a direct send left, `core/direct.rs`).
+    pub(crate) fn write_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        debug_assert_eq!(self.batch.len(), 0, "between batches only");
+        self.out.write_all(bytes)?;
+        self.out.flush()
     }
 
     fn room(&self) -> usize {

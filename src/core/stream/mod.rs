@@ -48,6 +48,7 @@ use crate::core::channel::Channel;
 use crate::core::client_id::ClientId;
 use crate::core::closed::Closed;
 use crate::core::command::{Grant, SubscribeRequest};
+use crate::core::direct::Socket;
 use crate::core::event_id::EventId;
 use crate::core::gzip::Gzip;
 use crate::core::hangup::{HangUps, Watch};
@@ -130,6 +131,9 @@ pub struct EventStream {
     gzip: Option<Gzip>,
     /// True once the stream has run and said goodbye to the hub.
     done: bool,
+    /// The plain socket the stream is written to, if the hub may send to
+    /// it directly while this thread sleeps (`core/direct.rs`).
+    direct: Option<RawFd>,
 }
 
 impl EventStream {
@@ -170,6 +174,7 @@ impl EventStream {
             queue,
             gzip,
             done: false,
+            direct: None,
         })
     }
 
@@ -221,8 +226,18 @@ impl EventStream {
     /// assert!(matches!(ended, Ended::Closed(Closed::HungUp) | Ended::WriteFailed(_)));
     /// # Ok::<(), sse_hub::Error>(())
     /// ```
-    pub fn run_on_socket(self, socket: &TcpStream) -> Ended {
+    pub fn run_on_socket(mut self, socket: &TcpStream) -> Ended {
+        self.direct = Some(socket.as_raw_fd());
         self.run_through(socket, socket)
+    }
+
+    /// Lets the hub send frames straight to `fd` while this stream's thread
+    /// sleeps (`core/direct.rs`), if the stream is not gzip. `fd` must be
+    /// the plain socket that the writer given to [`EventStream::run`]
+    /// writes to, unbuffered between batches, and stay open while it runs.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
+    pub(crate) fn deliver_directly(&mut self, fd: RawFd) {
+        self.direct = Some(fd);
     }
 
     /// Like [`EventStream::run_on_socket`], writing through `out`, which
@@ -345,7 +360,17 @@ impl EventStream {
         }
         Counters::add(delivered, replayed);
 
-        match self.pump(&mut body) {
+        let direct = self.direct.filter(|_| !body.gzip());
+        if let Some(fd) = direct {
+            self.queue.allow_direct(Socket::new(fd, body.chunked()));
+        }
+        let pumped = self.pump(&mut body);
+        if direct.is_some() {
+            // Awake, so no claim stands; from here on the writer alone
+            // writes, until the socket is the caller's again.
+            self.queue.forbid_direct();
+        }
+        match pumped {
             Ok(why) => match body.finish() {
                 Ok(()) => Ended::Closed(why),
                 Err(e) => Ended::WriteFailed(e),
@@ -360,17 +385,22 @@ impl EventStream {
         let heartbeat = self.hub.config().heartbeat;
         let delivered = &self.hub.counters().delivered;
         let mut taken = VecDeque::new();
+        let mut rest = Vec::new();
         let mut last_write = Instant::now();
         loop {
             let next_heartbeat = heartbeat.map(|every| last_write + every);
             match self.queue.next_batch(&mut taken, next_heartbeat) {
                 Took::Events(_) if self.queue.dropped_slow() => {
                     // The backlog of a reader that could not keep up would
-                    // only hold this thread; it resumes from history.
+                    // only hold this thread; it resumes from history. Bytes
+                    // a direct send left end their chunk, so the body
+                    // still ends properly.
+                    self.write_rest(body, &mut rest)?;
                     taken.clear();
                     continue;
                 }
                 Took::Events(events) => {
+                    self.write_rest(body, &mut rest)?;
                     for frame in taken.drain(..) {
                         body.push(&frame)?;
                         if body.batch_len() >= MAX_BATCH {
@@ -389,6 +419,21 @@ impl EventStream {
             }
             last_write = Instant::now();
         }
+    }
+
+    /// Writes what a direct send left of its bytes, if anything, as they
+    /// are: they carry their own framing.
+    fn write_rest<W: Write>(&self, body: &mut Body<W>, rest: &mut Vec<u8>) -> io::Result<()> {
+        if self.direct.is_none() {
+            return Ok(());
+        }
+        self.queue.take_rest(rest);
+        if !rest.is_empty() {
+            body.write_raw(rest)?;
+            rest.clear();
+            rest.shrink_to(0);
+        }
+        Ok(())
     }
 
     /// The header fields an event stream's response needs, whoever writes
