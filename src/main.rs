@@ -1,8 +1,7 @@
 //! The `sse-hub` binary: read the command line (every option also reads an
 //! `SSE_HUB_*` environment variable), start the logs and the server, stop it
-//! cleanly on SIGINT or SIGTERM, read the TLS certificate again on
-//! SIGHUP, and hand free memory back to the system every 30 s
-//! (`cli::memory`). `sse-hub token ...` instead prints a JSON
+//! cleanly on SIGINT or SIGTERM, and read the TLS certificate again on
+//! SIGHUP. `sse-hub token ...` instead prints a JSON
 //! Web Token signed with `SSE_HUB_JWT_SECRET`, for testing private
 //! channels without writing code.
 
@@ -17,7 +16,6 @@ use sse_hub::Server;
 
 use cli::args::{Args, Command, exit_on_bad_arguments, in_flag_terms};
 use cli::logger::start_logging;
-use cli::memory::trim_in_background;
 use cli::token::print_token;
 
 fn main() -> ExitCode {
@@ -46,7 +44,6 @@ fn main() -> ExitCode {
             if let Err(e) = handle_signals(&server) {
                 warn!("cannot catch SIGINT/SIGTERM/SIGHUP, stop with SIGKILL: {e}");
             }
-            trim_in_background();
             server.run()
         }
         Err(e) => Err(e),

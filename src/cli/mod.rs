@@ -3,5 +3,4 @@
 
 pub(crate) mod args;
 pub(crate) mod logger;
-pub(crate) mod memory;
 pub(crate) mod token;
