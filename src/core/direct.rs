@@ -62,6 +62,7 @@ use std::io;
 use std::os::fd::RawFd;
 
 use crate::core::sse::Frame;
+use crate::core::stream::{CHUNK_HEADER_ROOM, chunk_size_line};
 
 /// A stream's socket and its framing, for the hub's sends while the writer
 /// sleeps.
@@ -82,9 +83,6 @@ impl Socket {
 
 /// Most frames one send carries; a longer queue goes to the writer.
 const MAX_FRAMES: usize = 32;
-
-/// Room for `<hex length>\r\n`.
-const SIZE_LINE: usize = 18;
 
 /// What a direct send did.
 #[derive(Debug)]
@@ -107,9 +105,10 @@ pub(crate) fn send(socket: Socket, frames: &VecDeque<Frame>, rest: &mut Vec<u8>)
         return Sent::Nothing;
     }
     let len: usize = frames.iter().map(|frame| frame.len()).sum();
-    let mut size_line = [0u8; SIZE_LINE];
+    let mut room = [0u8; CHUNK_HEADER_ROOM];
     let size_line = if socket.chunked {
-        chunk_size_line(len, &mut size_line)
+        let start = chunk_size_line(len, &mut room);
+        &room[start..]
     } else {
         &[][..]
     };
@@ -144,22 +143,6 @@ pub(crate) fn send(socket: Socket, frames: &VecDeque<Frame>, rest: &mut Vec<u8>)
         }
     }
     Sent::Part
-}
-
-/// `<hex len>\r\n` at the end of `buf`.
-fn chunk_size_line(len: usize, buf: &mut [u8; SIZE_LINE]) -> &[u8] {
-    let mut start = SIZE_LINE - 2;
-    buf[start..].copy_from_slice(b"\r\n");
-    let mut left = len;
-    loop {
-        start -= 1;
-        buf[start] = b"0123456789abcdef"[left & 0xf];
-        left >>= 4;
-        if left == 0 {
-            break;
-        }
-    }
-    &buf[start..]
 }
 
 /// One `sendmsg` of `parts`, non-blocking, without SIGPIPE. Retries on
@@ -464,12 +447,5 @@ mod tests {
             reader.join().expect("every frame once, in order");
         }
         assert!(sent > 0, "no frame went out directly");
-    }
-
-    #[test]
-    fn the_size_line_is_hex() {
-        let mut buf = [0; SIZE_LINE];
-        assert_eq!(chunk_size_line(0, &mut buf), b"0\r\n");
-        assert_eq!(chunk_size_line(0x1a2b, &mut buf), b"1a2b\r\n");
     }
 }

@@ -166,30 +166,24 @@ impl Queue {
             return Delivered::Nothing;
         }
         state.claimed = false;
-        let Some(socket) = state.direct else {
-            return state
-                .sleeper
-                .take()
-                .map_or(Delivered::Nothing, Delivered::Wake);
+        let sent = match state.direct {
+            Some(socket) => direct::send(socket, &state.frames, &mut state.rest),
+            None => Sent::Nothing,
         };
-        match direct::send(socket, &state.frames, &mut state.rest) {
+        match sent {
             Sent::All => {
                 state.frames.clear();
-                Delivered::Sent(std::mem::take(&mut state.events))
+                return Delivered::Sent(std::mem::take(&mut state.events));
             }
-            Sent::Part => {
-                // The events stay counted until the taker has written them.
-                state.frames.clear();
-                state
-                    .sleeper
-                    .take()
-                    .map_or(Delivered::Nothing, Delivered::Wake)
-            }
-            Sent::Nothing => state
-                .sleeper
-                .take()
-                .map_or(Delivered::Nothing, Delivered::Wake),
+            // What went out, went out; the events stay counted until the
+            // taker has written the rest.
+            Sent::Part => state.frames.clear(),
+            Sent::Nothing => {}
         }
+        state
+            .sleeper
+            .take()
+            .map_or(Delivered::Nothing, Delivered::Wake)
     }
 
     /// Lets the hub send to `socket` while the taker sleeps (taker side),

@@ -24,7 +24,22 @@ pub(crate) const MAX_BATCH: usize = 64 * 1024;
 const KEEP_BUFFER: usize = 4 * 1024;
 
 /// Room for the longest chunk-size line, `ffffffffffffffff\r\n`.
-const CHUNK_HEADER_ROOM: usize = 18;
+pub(crate) const CHUNK_HEADER_ROOM: usize = 18;
+
+/// Writes `<hex len>\r\n` at the end of `room`; returns where it starts.
+pub(crate) fn chunk_size_line(len: usize, room: &mut [u8; CHUNK_HEADER_ROOM]) -> usize {
+    let mut start = CHUNK_HEADER_ROOM - 2;
+    room[start..].copy_from_slice(b"\r\n");
+    let mut left = len;
+    loop {
+        start -= 1;
+        room[start] = b"0123456789abcdef"[left & 0xf];
+        left >>= 4;
+        if left == 0 {
+            return start;
+        }
+    }
+}
 
 /// The header that tells a browser which origins may read a response.
 pub(crate) const ALLOW_ORIGIN: &str = "Access-Control-Allow-Origin";
@@ -179,18 +194,11 @@ impl<W: Write> Body<W> {
         }
         let start = if self.chunked() {
             // The chunk-size line goes right before the data, in the room
-            // kept for it: `<hex length>\r\n`.
-            let mut start = CHUNK_HEADER_ROOM - 2;
-            self.batch[start..CHUNK_HEADER_ROOM].copy_from_slice(b"\r\n");
-            let mut rest = len;
-            loop {
-                start -= 1;
-                self.batch[start] = b"0123456789abcdef"[rest & 0xf];
-                rest >>= 4;
-                if rest == 0 {
-                    break;
-                }
-            }
+            // kept for it.
+            let room: &mut [u8; CHUNK_HEADER_ROOM] = (&mut self.batch[..CHUNK_HEADER_ROOM])
+                .try_into()
+                .expect("the room is kept at the start of every batch");
+            let start = chunk_size_line(len, room);
             self.batch.extend_from_slice(b"\r\n");
             start
         } else {

@@ -32,7 +32,9 @@ mod request;
 
 pub use request::{Framing, StreamRequest};
 
-pub(crate) use http::{ALLOW_ORIGIN, RETRY_AFTER_SECS, closing_response};
+pub(crate) use http::{
+    ALLOW_ORIGIN, CHUNK_HEADER_ROOM, RETRY_AFTER_SECS, chunk_size_line, closing_response,
+};
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -580,6 +582,17 @@ mod tests {
     use std::sync::Mutex;
 
     use crate::core::config::HubConfig;
+
+    #[test]
+    fn the_chunk_size_line_is_hex() {
+        let mut room = [0; CHUNK_HEADER_ROOM];
+        let start = chunk_size_line(0x1a2b, &mut room);
+        assert_eq!(&room[start..], b"1a2b\r\n");
+        let start = chunk_size_line(0, &mut room);
+        assert_eq!(&room[start..], b"0\r\n");
+        let start = chunk_size_line(usize::MAX, &mut room);
+        assert_eq!(&room[start..], b"ffffffffffffffff\r\n");
+    }
     use crate::core::sse::{Event, Frame, Parser};
     use crate::testkit::GzipReader;
 
