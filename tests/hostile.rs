@@ -182,7 +182,11 @@ fn noise_without_line_ends_is_dropped_when_the_client_leaves() {
     let bare_lf = b"GET /healthz HTTP/1.1\nHost: x\n\n".to_vec();
     for raw in [noise, bare_lf] {
         let stream = send_partial(&hub, &raw);
-        stream.shutdown(Shutdown::Write).unwrap();
+        // The hub may have answered and closed (with a reset, as bytes were
+        // left unread) before this end is shut: then nothing is left to shut.
+        if let Err(e) = stream.shutdown(Shutdown::Write) {
+            assert_eq!(e.kind(), ErrorKind::NotConnected, "{e}");
+        }
         let got = outcome(stream, GUARD);
         assert!(
             matches!(got, Outcome::Closed | Outcome::Replied(400)),
