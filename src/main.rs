@@ -16,6 +16,7 @@ use sse_hub::Server;
 
 use cli::args::{Args, Command, exit_on_bad_arguments, in_flag_terms};
 use cli::logger::start_logging;
+use cli::malloc::{SETTINGS, restart_with_settings};
 use cli::token::print_token;
 
 fn main() -> ExitCode {
@@ -23,7 +24,15 @@ fn main() -> ExitCode {
     if let Some(Command::Token(token)) = &args.command {
         return print_token(token);
     }
+    let restart_failed = restart_with_settings();
     let logs = start_logging();
+    if let Some(e) = restart_failed {
+        warn!(
+            "cannot start again with GLIBC_TUNABLES={}: {e}; \
+             memory may creep up through long churn",
+            SETTINGS.join(":")
+        );
+    }
     std::panic::set_hook(Box::new(|panic| {
         let thread = thread::current();
         error!(

@@ -127,3 +127,62 @@ fn a_bad_option_is_refused_with_a_reason() {
         assert!(!stderr.trim().is_empty(), "{args:?}: no reason given");
     }
 }
+
+/// The binary starts itself once more with glibc's per-thread caches, extra
+/// arenas and stack cache off (src/cli/malloc.rs): the same process, with
+/// the settings in its environment. Another tunable the operator set is
+/// kept, and a setting the operator chose wins.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_binary_runs_with_its_allocator_settings_unless_told_otherwise() {
+    const OURS: &str =
+        "glibc.malloc.tcache_count=0:glibc.malloc.arena_max=1:glibc.pthread.stack_cache_size=0";
+    const THEIRS: &str = "glibc.malloc.tcache_count=7:glibc.pthread.stack_cache_size=4194304:\
+                          glibc.malloc.arena_max=4";
+    let mut cases = vec![
+        (
+            Some("glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536"),
+            "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=65536:\
+             glibc.malloc.tcache_count=0:glibc.pthread.stack_cache_size=0"
+                .to_owned(),
+        ),
+        (Some(THEIRS), THEIRS.to_owned()),
+    ];
+    // Without a value of its own, the hub inherits this process's, if any.
+    if std::env::var_os("GLIBC_TUNABLES").is_none() {
+        cases.push((None, OURS.to_owned()));
+    }
+    for (given, expected) in cases {
+        let env: Vec<(&str, &str)> = given.map(|g| ("GLIBC_TUNABLES", g)).into_iter().collect();
+        let hub = Hub::start_with_env("127.0.0.1:0", &[], &env);
+        assert_eq!(hub.get("/healthz").text(), "ok");
+        // The child's pid: the hub that answered is the process started.
+        let environ = std::fs::read(format!("/proc/{}/environ", hub.pid())).unwrap();
+        assert_eq!(tunables(&environ), [expected], "given {given:?}");
+    }
+}
+
+/// The values of `GLIBC_TUNABLES` in a `/proc/PID/environ`. glibc (2.36
+/// here) ends each tunable it reads with a NUL written over the `:` in the
+/// process's own copy of its environment, so the pieces of one value follow
+/// one another as separate strings; they are joined again here.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn tunables(environ: &[u8]) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    let mut inside = false;
+    for entry in environ.split(|&b| b == 0) {
+        let entry = String::from_utf8_lossy(entry);
+        if let Some(value) = entry.strip_prefix("GLIBC_TUNABLES=") {
+            values.push(value.to_owned());
+            inside = true;
+        } else if inside && entry.starts_with("glibc.") {
+            if let Some(value) = values.last_mut() {
+                value.push(':');
+                value.push_str(&entry);
+            }
+        } else {
+            inside = false;
+        }
+    }
+    values
+}
