@@ -1,9 +1,10 @@
 //! The `sse-hub` binary: read the command line (every option also reads an
-//! `SSE_HUB_*` environment variable), start the logs and the server, stop it
-//! cleanly on SIGINT or SIGTERM, and read the TLS certificate again on
-//! SIGHUP. `sse-hub token ...` instead prints a JSON
-//! Web Token signed with `SSE_HUB_JWT_SECRET`, for testing private
-//! channels without writing code.
+//! `SSE_HUB_*` environment variable), start itself once more with the glibc
+//! settings that keep its memory flat (`cli/malloc.rs`), start the logs and
+//! the server, stop it cleanly on SIGINT or SIGTERM, and read the TLS
+//! certificate again on SIGHUP. `sse-hub token ...` instead prints a JSON
+//! Web Token signed with `SSE_HUB_JWT_SECRET`, for testing private channels
+//! without writing code.
 
 mod cli;
 
