@@ -162,6 +162,25 @@ fn the_binary_runs_with_its_allocator_settings_unless_told_otherwise() {
     }
 }
 
+/// The mark of a second start stops a third: a hub that finds it runs as
+/// it is, with no settings added.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[test]
+fn the_binary_starts_itself_again_once_at_most() {
+    let given = "glibc.malloc.mmap_threshold=65536";
+    let hub = Hub::start_with_env(
+        "127.0.0.1:0",
+        &[],
+        &[
+            ("GLIBC_TUNABLES", given),
+            ("SSE_HUB_RESTARTED_WITH_TUNABLES", "1"),
+        ],
+    );
+    assert_eq!(hub.get("/healthz").text(), "ok");
+    let environ = std::fs::read(format!("/proc/{}/environ", hub.pid())).unwrap();
+    assert_eq!(tunables(&environ), [given]);
+}
+
 /// The values of `GLIBC_TUNABLES` in a `/proc/PID/environ`. glibc (2.36
 /// here) ends each tunable it reads with a NUL written over the `:` in the
 /// process's own copy of its environment, so the pieces of one value follow
