@@ -159,6 +159,9 @@ fn the_binary_runs_with_its_allocator_settings_unless_told_otherwise() {
         // The child's pid: the hub that answered is the process started.
         let environ = std::fs::read(format!("/proc/{}/environ", hub.pid())).unwrap();
         assert_eq!(tunables(&environ), [expected], "given {given:?}");
+        // It keeps its name through the second start, which runs
+        // /proc/self/exe (the kernel would call it `exe`).
+        assert_eq!(process_name(hub.pid()), "sse-hub", "given {given:?}");
     }
 }
 
@@ -173,12 +176,23 @@ fn the_binary_starts_itself_again_once_at_most() {
         &[],
         &[
             ("GLIBC_TUNABLES", given),
-            ("SSE_HUB_RESTARTED_WITH_TUNABLES", "1"),
+            ("SSE_HUB_RESTARTED_WITH_TUNABLES", "hub-of-tests"),
         ],
     );
     assert_eq!(hub.get("/healthz").text(), "ok");
     let environ = std::fs::read(format!("/proc/{}/environ", hub.pid())).unwrap();
     assert_eq!(tunables(&environ), [given]);
+    // The mark's value is the name the first start had, and the hub takes it.
+    assert_eq!(process_name(hub.pid()), "hub-of-tests");
+}
+
+/// A process's name as `ps`, `pgrep -x` and `killall` see it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn process_name(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .expect("read comm")
+        .trim_end()
+        .to_owned()
 }
 
 /// The values of `GLIBC_TUNABLES` in a `/proc/PID/environ`. glibc (2.36

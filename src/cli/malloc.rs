@@ -29,7 +29,10 @@ pub const SETTINGS: [&str; 3] = [
 ];
 
 /// Set for the second start, which removes it: whatever glibc makes of
-/// `GLIBC_TUNABLES`, the binary starts again once at most.
+/// `GLIBC_TUNABLES`, the binary starts again once at most. Its value is the
+/// process's name from the first start: the kernel names a process after
+/// the file it runs, which for the second start is `/proc/self/exe`, and
+/// `ps`, `top`, `pgrep -x` and `killall` would see `exe`.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const RESTARTED: &str = "SSE_HUB_RESTARTED_WITH_TUNABLES";
 
@@ -42,10 +45,11 @@ const RESTARTED: &str = "SSE_HUB_RESTARTED_WITH_TUNABLES";
 pub fn restart_with_settings() -> Option<std::io::Error> {
     use std::os::unix::process::CommandExt;
 
-    if std::env::var_os(RESTARTED).is_some() {
+    if let Some(name) = std::env::var_os(RESTARTED) {
         // SAFETY: the binary calls this before it starts any thread, so
         // nothing reads the environment at the same time.
         unsafe { std::env::remove_var(RESTARTED) };
+        set_process_name(&name);
         return None;
     }
     // SAFETY: getauxval only reads the auxiliary vector the kernel gave us.
@@ -78,9 +82,42 @@ pub fn restart_with_settings() -> Option<std::io::Error> {
             .arg0(arg0)
             .args(args)
             .env("GLIBC_TUNABLES", value)
-            .env(RESTARTED, "1")
+            .env(RESTARTED, process_name())
             .exec(),
     )
+}
+
+/// The calling thread's name, which for the main thread is the process's
+/// (`/proc/self/comm`, at most 15 bytes).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn process_name() -> std::ffi::OsString {
+    use std::os::unix::ffi::OsStringExt;
+
+    let mut name = [0u8; 16];
+    // SAFETY: PR_GET_NAME writes at most 16 bytes, NUL included, into the
+    // buffer, which holds 16.
+    if unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) } != 0 {
+        return std::ffi::OsString::new();
+    }
+    let len = name.iter().position(|&b| b == 0).unwrap_or(name.len());
+    std::ffi::OsString::from_vec(name[..len].to_vec())
+}
+
+/// Names the calling thread, the main one here, and with it the process;
+/// the kernel keeps the first 15 bytes. An empty name changes nothing.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn set_process_name(name: &std::ffi::OsStr) {
+    use std::os::unix::ffi::OsStrExt;
+
+    if name.is_empty() {
+        return;
+    }
+    // An environment value holds no NUL, so this always succeeds.
+    if let Ok(name) = std::ffi::CString::new(name.as_bytes()) {
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string, which `name`
+        // is, and keeps a copy; a failure leaves the name as it was.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    }
 }
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
